@@ -1,0 +1,172 @@
+"""Shared layer definitions of a layered EP network (rate reference and spiking model alike).
+
+Layer n connects state s_{n-1} (shape ``(N, *in_shape)``) to state s_n (``(N, *out_shape)``)
+and contributes one term to the primitive function
+
+    Φ_n(s_{n-1}, s_n) = s_n • P(W_n ⋆ s_{n-1} + b_n)        (conv + 2×2 pooling P)
+    Φ_n(s_{n-1}, s_n) = s_n · (W_n s_{n-1} + b_n)            (dense)
+
+Each layer gives the two partial derivatives of its term, computed explicitly:
+
+    forward_drive(s_{n-1})        = ∂Φ_n/∂s_n     = P(W_n ⋆ s_{n-1} + b_n)
+    feedback_drive(s_n, s_{n-1})  = ∂Φ_n/∂s_{n-1} = W̃_n ⋆ P⁻¹(s_n)
+
+W̃ is the transposed (flipped-kernel) convolution, P⁻¹ the unpooling: max-unpooling at the
+argmax of the forward pooling, or nearest upsampling divided by 4 for average pooling.
+
+Unidirectional ("vector field") layers own a second weight ``B`` (same shape as ``weight``,
+no bias) used on the feedback path instead of ``weight``; with max pooling the feedback path
+unpools at the argmax of ``B ⋆ s_{n-1}``.  Then the feedback drive is no longer ∂Φ/∂s_{n-1}.
+
+Layers know nothing of neurons: the rate model applies σ to the summed drives, the spiking
+model integrates them as currents.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+POOLS = ("max", "avg", "none")
+
+
+def _init_uniform(t: Tensor, fan_in: int, scale: float) -> None:
+    # Same bound as torch's default nn.Linear / nn.Conv2d init: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    bound = scale / math.sqrt(fan_in)
+    with torch.no_grad():
+        t.uniform_(-bound, bound)
+
+
+class Dense(nn.Module):
+    """Dense layer: ``s_{n-1}`` of shape ``(N, *in_shape)`` (flattened) → ``s_n`` of shape ``(N, features)``."""
+
+    def __init__(self, in_shape: tuple[int, ...], features: int, *, unidirectional: bool = False,
+                 init_scale: float = 1.0):
+        super().__init__()
+        self.in_shape = tuple(in_shape)
+        self.out_shape = (int(features),)
+        fan_in = math.prod(self.in_shape)
+        self.weight = nn.Parameter(torch.empty(features, fan_in))
+        self.bias = nn.Parameter(torch.empty(features))
+        _init_uniform(self.weight, fan_in, init_scale)
+        _init_uniform(self.bias, fan_in, init_scale)
+        self.B = None
+        if unidirectional:
+            self.B = nn.Parameter(torch.empty(features, fan_in))
+            _init_uniform(self.B, fan_in, init_scale)
+
+    def drive_with(self, s_prev: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """weight · s_{n-1} + bias, shape ``(N, features)``."""
+        return F.linear(s_prev.flatten(1), weight, bias)
+
+    def forward_drive(self, s_prev: Tensor) -> Tensor:
+        """W s_{n-1} + b, shape ``(N, features)``."""
+        return self.drive_with(s_prev, self.weight, self.bias)
+
+    def feedback_drive(self, s: Tensor, s_prev: Tensor | None = None) -> Tensor:
+        """Wᵀ s_n (Bᵀ s_n if unidirectional), shape ``(N, *in_shape)``. ``s_prev`` is unused."""
+        w = self.weight if self.B is None else self.B
+        return (s @ w).view(s.shape[0], *self.in_shape)
+
+    def drives(self, s_prev: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """(forward_drive(s_prev), feedback_drive(s, s_prev))."""
+        return self.forward_drive(s_prev), self.feedback_drive(s)
+
+    def phi(self, s_prev: Tensor, s: Tensor) -> Tensor:
+        """Φ_n per sample, shape ``(N,)``."""
+        return (s * self.forward_drive(s_prev)).sum(1)
+
+    def extra_repr(self) -> str:
+        return f"{math.prod(self.in_shape)} → {self.out_shape[0]}" + (", unidirectional" if self.B is not None else "")
+
+
+class ConvPool(nn.Module):
+    """Convolution (stride 1) followed by 2×2 pooling (``pool`` in max / avg / none).
+
+    ``s_{n-1}``: ``(N, C_in, H, W)``; ``s_n``: ``(N, C_out, H_c/2, W_c/2)`` with
+    ``H_c = H + 2·padding − kernel + 1`` (``H_c`` must be even when pooling).
+    """
+
+    def __init__(self, in_shape: tuple[int, ...], channels: int, *, kernel: int = 3, padding: int = 1,
+                 pool: str = "max", unidirectional: bool = False, init_scale: float = 1.0):
+        super().__init__()
+        if len(in_shape) != 3:
+            raise ValueError(f"a conv layer needs a (C, H, W) input, got shape {tuple(in_shape)}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+        c_in, h, w = in_shape
+        hc, wc = h + 2 * padding - kernel + 1, w + 2 * padding - kernel + 1
+        if hc < 1 or wc < 1:
+            raise ValueError(
+                f"kernel {kernel} with padding {padding} is larger than its {h}×{w} input "
+                f"(valid: kernel ≤ {min(h, w) + 2 * padding})")
+        if pool != "none" and (hc % 2 or wc % 2):
+            raise ValueError(
+                f"2×2 {pool} pooling needs an even conv output, got {hc}×{wc} "
+                f"(input {h}×{w}, kernel {kernel}, padding {padding}); change padding or kernel")
+        self.in_shape = (c_in, h, w)
+        self.conv_hw = (hc, wc)
+        self.kernel, self.padding, self.pool = int(kernel), int(padding), pool
+        self.out_shape = (int(channels), hc // 2, wc // 2) if pool != "none" else (int(channels), hc, wc)
+        fan_in = c_in * kernel * kernel
+        self.weight = nn.Parameter(torch.empty(channels, c_in, kernel, kernel))
+        self.bias = nn.Parameter(torch.empty(channels))
+        _init_uniform(self.weight, fan_in, init_scale)
+        _init_uniform(self.bias, fan_in, init_scale)
+        self.B = None
+        if unidirectional:
+            self.B = nn.Parameter(torch.empty(channels, c_in, kernel, kernel))
+            _init_uniform(self.B, fan_in, init_scale)
+
+    def _pool(self, z: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.pool == "max":
+            return F.max_pool2d(z, 2, return_indices=True)
+        if self.pool == "avg":
+            return F.avg_pool2d(z, 2), None
+        return z, None
+
+    def _unpool(self, s: Tensor, idx: Tensor | None) -> Tensor:
+        if self.pool == "max":
+            return F.max_unpool2d(s, idx, 2, output_size=self.conv_hw)
+        if self.pool == "avg":
+            # Adjoint of 2×2 averaging: every input position receives a quarter.
+            return s.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3) * 0.25
+        return s
+
+    def drive_with(self, s_prev: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        """P(weight ⋆ s_{n-1} + bias), shape ``(N, *out_shape)``."""
+        return self._pool(F.conv2d(s_prev, weight, bias, padding=self.padding))[0]
+
+    def forward_drive(self, s_prev: Tensor) -> Tensor:
+        """P(W ⋆ s_{n-1} + b), shape ``(N, *out_shape)``."""
+        return self.drive_with(s_prev, self.weight, self.bias)
+
+    def _transpose(self, u: Tensor, w: Tensor) -> Tensor:
+        return F.conv_transpose2d(u, w, padding=self.padding)
+
+    def feedback_drive(self, s: Tensor, s_prev: Tensor | None = None) -> Tensor:
+        """W̃ ⋆ P⁻¹(s_n), shape ``(N, *in_shape)``. Max pooling needs ``s_prev`` for the argmax."""
+        if self.B is None:
+            return self.drives(s_prev, s)[1] if self.pool == "max" else self._transpose(self._unpool(s, None), self.weight)
+        idx = None
+        if self.pool == "max":
+            idx = self._pool(F.conv2d(s_prev, self.B, None, padding=self.padding))[1]
+        return self._transpose(self._unpool(s, idx), self.B)
+
+    def drives(self, s_prev: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+        """(forward_drive(s_prev), feedback_drive(s, s_prev)), sharing the convolution for the argmax."""
+        if self.B is not None:
+            return self.forward_drive(s_prev), self.feedback_drive(s, s_prev)
+        pooled, idx = self._pool(F.conv2d(s_prev, self.weight, self.bias, padding=self.padding))
+        return pooled, self._transpose(self._unpool(s, idx), self.weight)
+
+    def phi(self, s_prev: Tensor, s: Tensor) -> Tensor:
+        """Φ_n per sample, shape ``(N,)``."""
+        return (s * self.forward_drive(s_prev)).flatten(1).sum(1)
+
+    def extra_repr(self) -> str:
+        c, h, w = self.in_shape
+        return (f"{c}×{h}×{w} → {'×'.join(map(str, self.out_shape))}, kernel {self.kernel}, "
+                f"padding {self.padding}, pool {self.pool}" + (", unidirectional" if self.B is not None else ""))
