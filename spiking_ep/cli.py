@@ -1,0 +1,105 @@
+"""Command line: ``spiking-ep train|evaluate``.
+
+Errors that a user can fix (config, data, checkpoint) print one message naming the file or key
+and exit with status 2; divergence exits with 3; SIGINT/SIGTERM checkpoint and exit with 130/143.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rate_ref.config import ConfigError
+
+from .checkpoint import CheckpointError
+from .config import dump_config, load_config
+
+
+def _add_config_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("config", nargs="?" if optional else None, default=None,
+                   help="YAML config file" + (" (default: the embedded MNIST demo)" if optional else ""))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=3 --set model.layers.0.features=256")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spiking-ep", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a network (EP rate/spiking, or BPTT)")
+    _add_config_args(p, optional=True)
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+    p = sub.add_parser("evaluate", help="test error of trained weights (as a rate or spiking network)")
+    _add_config_args(p)
+    p.add_argument("--weights", required=True, metavar="RUN_OR_FILE", help="a run folder or a weights.pt file")
+    return parser
+
+
+def _train(args) -> int:
+    from .train import train
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = run_dir / "config.yaml"
+        if not saved.is_file():
+            raise CheckpointError(f"--resume {run_dir}: no config.yaml there (is it a run folder?)")
+        cfg = load_config(saved, args.overrides)
+        if args.config is not None:
+            given = load_config(args.config, args.overrides)
+            if dump_config(given) != dump_config(cfg):
+                raise ConfigError(f"{args.config} differs from the config of the run being resumed ({saved}); "
+                                  f"resume without a config file, or start a new run")
+        summary = train(cfg, resume=run_dir)
+    else:
+        cfg = load_config(args.config, args.overrides)
+        if args.print_config:
+            print(dump_config(cfg), end="")
+            return 0
+        if args.config is None:
+            print("no config given: training the embedded demo (784-512-10 MNIST, symmetric EP, cross-entropy readout)")
+        summary = train(cfg, config_path=args.config)
+    print(json.dumps({k: summary[k] for k in ("run_dir", "epochs", "final_test_error", "best_test_error",
+                                               "seconds_total", "device")}, indent=2))
+    return 0
+
+
+def _evaluate(args) -> int:
+    import torch
+
+    import rate_ref as R
+
+    from .checkpoint import load_weights
+    from .train import evaluate, load_data, resolve_device
+    cfg = load_config(args.config, args.overrides)
+    device, dtype = resolve_device(cfg.train.device), getattr(torch, cfg.train.dtype)
+    net = R.build_network(cfg.model).to(device=device, dtype=dtype)
+    load_weights(net, args.weights)
+    ds = load_data(cfg)
+    std = tuple(s * cfg.data.std_scale for s in ds.std)
+    res = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, ds.mean, std)
+    print(json.dumps({"model_kind": cfg.model.kind, "T1": cfg.method.inference_T1, "test_error": res["error"],
+                      "test_loss": res["loss"], "n_test": len(ds.test_x), "data": ds.source}, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DataError
+    from .train import Divergence, Interrupted
+    try:
+        return {"train": _train, "evaluate": _evaluate}[args.command](args)
+    except (ConfigError, DataError, CheckpointError) as e:
+        print(f"spiking-ep: error: {e}", file=sys.stderr)
+        return 2
+    except Divergence as e:
+        print(f"spiking-ep: diverged: {e}", file=sys.stderr)
+        return 3
+    except Interrupted as e:
+        print(f"spiking-ep: {e}", file=sys.stderr)
+        return 128 + e.signum
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The one config tree: YAML → frozen dataclasses (unknown keys rejected, types checked).
+
+    model:   architecture (rate_ref.ModelConfig): layers, loss, theta, kind (rate | spiking)
+    method:  learning algorithm: ep (estimator, beta, T1, T2, mode) or bptt (T1, K)
+    spiking: neuron model and local rule, used when model.kind is spiking
+    optim:   SGD with momentum, per-layer learning rates, weight decay, cosine schedule
+    data:    dataset, location, subsets, augmentation
+    train:   epochs, batch size, seed, device, checkpointing, output folder
+
+``load_config(path, overrides)`` reads a YAML file and applies ``key.path=value`` overrides
+(values parsed as YAML, list items addressed by index: ``model.layers.0.channels=64``).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from rate_ref.config import ConfigError, from_dict, to_dict
+from rate_ref.network import ModelConfig
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """How gradients are computed. T1: free-phase steps; T2: nudged-phase steps; K: BPTT truncation."""
+    name: Literal["ep", "bptt"] = "ep"
+    estimator: Literal["symmetric", "one_sided", "random_sign"] = "symmetric"
+    beta: float = 1.0
+    T1: int = 30
+    T2: int = 10
+    K: int | None = None
+    mode: Literal["sync", "evenodd"] = "sync"
+    eval_T1: int | None = None
+    vf_rule: Literal["new", "old"] = "new"
+
+    def validate(self, where: str = "method") -> None:
+        if self.T1 < 1 or self.T2 < 1:
+            raise ConfigError(f"{where}: T1 and T2 must be ≥ 1, got T1 = {self.T1}, T2 = {self.T2}")
+        if self.name == "ep" and not self.beta > 0:
+            raise ConfigError(f"{where}.beta: must be > 0 for the {self.estimator} estimator "
+                              f"(the estimator sets the signs of the nudged phases), got {self.beta}")
+        if self.K is not None and not 0 < self.K <= self.T1:
+            raise ConfigError(f"{where}.K: BPTT truncation needs 0 < K ≤ T1 ({self.T1}), got {self.K}")
+
+    @property
+    def bptt_K(self) -> int:
+        return self.K if self.K is not None else min(self.T2, self.T1)
+
+    @property
+    def inference_T1(self) -> int:
+        return self.eval_T1 if self.eval_T1 is not None else self.T1
+
+
+@dataclass(frozen=True)
+class SpikingConfig:
+    """Spiking neurons and local rule (DESIGN §2). Times are in time steps."""
+    neuron: Literal["if", "lif"] = "if"
+    v_threshold: float | None = None      # default: model.theta, so rates match σ
+    tau_mem: float | None = None          # LIF membrane time constant; None = no leak
+    tau_syn: float | None = None          # synaptic current filter; None = raw spikes
+    v_floor: float | None = 0.0           # membrane floor; None = unbounded below
+    window: int | None = None             # rate-measurement window at the end of each phase; default half the phase
+    rule: Literal["rates", "stdp"] = "rates"
+    tau_trace: float = 20.0               # STDP trace time constant
+    warm_start: bool = False
+
+    def validate(self, where: str = "spiking") -> None:
+        for key in ("v_threshold", "tau_mem", "tau_syn"):
+            v = getattr(self, key)
+            if v is not None and not v > 0:
+                raise ConfigError(f"{where}.{key}: must be > 0 (or null), got {v}")
+        if self.window is not None and self.window < 1:
+            raise ConfigError(f"{where}.window: must be ≥ 1 step, got {self.window}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SGD with momentum; ``lrs``: one learning rate per layer, then one for the readout (if any)."""
+    lrs: tuple[float, ...]
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    nesterov: bool = False
+    scheduler: Literal["cosine", "none"] = "cosine"
+    T_max: int | None = None              # epochs; default: train.epochs
+    eta_min: float = 1e-5
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset and augmentation. ``root`` else env SPIKING_EP_DATA else the user cache dir."""
+    name: Literal["mnist", "fashion_mnist", "cifar10"] = "mnist"
+    root: str | None = None
+    allow_embedded: bool = False          # fall back to the MNIST sample shipped in the package
+    train_subset: int | None = None
+    test_subset: int | None = None
+    crop_padding: int = 0
+    hflip: bool = False
+    std_scale: float = 1.0                # the paper normalises CIFAR-10 with 3× the usual std
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    eval_batch_size: int = 500
+    seed: int = 0
+    device: str = "auto"                  # auto | cpu | cuda | cuda:N
+    dtype: Literal["float32", "float64"] = "float32"
+    threads: int | None = None
+    out_dir: str = "runs"
+    run_name: str | None = None
+    checkpoint_every_minutes: float = 10.0
+    checkpoint_every_batches: int = 0     # 0 = only by time and at epoch ends
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+
+    def validate(self, where: str = "train") -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ConfigError(f"{where}: epochs, batch_size and eval_batch_size must be ≥ 1")
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig
+    optim: OptimConfig
+    method: MethodConfig = field(default_factory=MethodConfig)
+    spiking: SpikingConfig = field(default_factory=SpikingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self, where: str = "") -> None:
+        n_groups = len(self.model.layers) + (1 if self.model.loss == "cross_entropy" else 0)
+        if len(self.optim.lrs) != n_groups:
+            raise ConfigError(
+                f"optim.lrs: {len(self.optim.lrs)} learning rates given, {n_groups} needed "
+                f"(one per layer{' plus one for the readout' if self.model.loss == 'cross_entropy' else ''})")
+        if self.model.kind == "spiking":
+            if self.method.name != "ep":
+                raise ConfigError("method.name: spiking models train with ep (BPTT runs on kind: rate)")
+            for i, lc in enumerate(self.model.layers):
+                if lc.type == "conv" and lc.pool == "max":
+                    raise ConfigError(
+                        f"model.layers[{i}].pool: max pooling is not supported by spiking models (its unpooling "
+                        f"mismatches spike trains, and NIR has no max pooling); use pool: avg")
+            if self.model.unidirectional:
+                raise ConfigError("model.unidirectional: not supported for spiking models yet")
+
+
+def config_from_dict(data: dict, source: str = "config") -> Config:
+    """Dict → :class:`Config`; errors are prefixed with ``source`` (the file name)."""
+    try:
+        return from_dict(Config, data)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
+
+
+def _apply_override(tree: dict, item: str, source: str) -> None:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.path=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {e}") from None
+    parts = key.strip().split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {key}: '{where}' is not an index of a {len(node)}-item list")
+            node = node[int(part)]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {key}: '{last}' is not an index of a {len(node)}-item list")
+        node[int(last)] = value
+    else:
+        node[last] = value
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read YAML ``path`` (or the embedded default when None) and apply ``--set`` overrides."""
+    if path is None:
+        from importlib import resources
+        text = resources.files("spiking_ep").joinpath("assets/default.yaml").read_text()
+        source = "embedded default config"
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        text, source = path.read_text(), str(path)
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections (model, optim, ...)")
+    tree = copy.deepcopy(tree)
+    for item in overrides:
+        _apply_override(tree, item, source)
+    return config_from_dict(tree, source)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML (loadable again by :func:`load_config`)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

@@ -1,0 +1,449 @@
+"""Training loop: EP (any estimator, rate or spiking) or BPTT, with a self-describing run folder.
+
+Run folder (``train.out_dir/run_name``):
+    config.yaml     the resolved config (reloadable)
+    metrics.csv     one row per epoch: errors, losses, learning rate, seconds, extras
+    summary.json    seed, versions, device, git commit, data source, totals
+    weights.pt      weights-only checkpoint (``torch.load(..., weights_only=True)``)
+    checkpoint.pt   full resumable state: model, optimizer, scheduler, RNG states, data position
+
+Checkpoints are written atomically at every epoch end, every ``checkpoint_every_minutes`` and
+every ``checkpoint_every_batches``; ``resume`` continues from the last one and, on the CPU,
+reproduces the uninterrupted run exactly. SIGINT/SIGTERM finish the current batch, checkpoint
+and stop (:class:`Interrupted`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import rate_ref as R
+from rate_ref.config import ConfigError
+
+from . import data as D
+from .checkpoint import CheckpointError, atomic_save, atomic_write_text, check_state_dict, load_file
+from .config import Config, dump_config, load_config
+
+
+class Divergence(RuntimeError):
+    """NaN/Inf in states, gradients or weights; the message names the layer, step and phase."""
+
+
+class Interrupted(RuntimeError):
+    """SIGINT/SIGTERM: the current batch finished and a checkpoint was written."""
+
+    def __init__(self, signum: int, run_dir: Path):
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}; checkpoint written; "
+                         f"continue with: spiking-ep train --resume {run_dir}")
+
+
+# --- set-up ------------------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {name!r} requested but CUDA is not available (use cpu or auto)")
+    return dev
+
+
+def load_data(cfg: Config) -> D.Dataset:
+    """Load the dataset and check that its images fit ``model.input_shape``."""
+    dc = cfg.data
+    ds = D.load_dataset(dc.name, dc.root, allow_embedded=dc.allow_embedded,
+                        train_subset=dc.train_subset, test_subset=dc.test_subset)
+    shape = tuple(ds.train_x.shape[1:])
+    if shape != tuple(cfg.model.input_shape):
+        raise ConfigError(f"model.input_shape: {list(cfg.model.input_shape)} does not match the {dc.name} "
+                          f"images {list(shape)}")
+    return ds
+
+
+def param_groups(net: R.EPNetwork, cfg: Config) -> list[dict]:
+    """One SGD group per layer (W, b, B) and one for the readout, with the per-layer learning rates."""
+    groups = [{"params": list(layer.parameters()), "lr": lr, "name": f"layer{i + 1}"}
+              for i, (layer, lr) in enumerate(zip(net.layers, cfg.optim.lrs))]
+    if net.readout is not None:
+        groups.append({"params": list(net.readout.parameters()), "lr": cfg.optim.lrs[-1], "name": "readout"})
+    return groups
+
+
+def make_optimizer(net, cfg: Config):
+    oc = cfg.optim
+    opt = torch.optim.SGD(param_groups(net, cfg), lr=oc.lrs[0], momentum=oc.momentum,
+                          weight_decay=oc.weight_decay, nesterov=oc.nesterov)
+    sched = None
+    if oc.scheduler == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=oc.T_max or cfg.train.epochs, eta_min=oc.eta_min)
+    return opt, sched
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    try:
+        from importlib.metadata import version
+        out["spiking-ep"] = version("spiking-ep")
+    except Exception:
+        pass
+    return out
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except Exception:
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+# --- gradients ---------------------------------------------------------------------------------
+def first_nonfinite(named: dict) -> str | None:
+    for k, v in named.items():
+        if not torch.isfinite(v).all():
+            return k
+    return None
+
+
+def _locate_in_phase(net, x, y, start, *, beta, steps, mode, masks) -> tuple[int, int] | None:
+    # Only called after a phase ended non-finite: replay it step by step to name the first bad step.
+    state = net.zero_state(x) if start is None else start
+    with torch.no_grad():
+        x_drive = net.layers[0].forward_drive(x)
+        for t in range(1, steps + 1):
+            state = R.step(net, x, state, beta=beta, y=y, mode=mode, masks=masks, x_drive=x_drive)
+            for n, s in enumerate(state):
+                if not torch.isfinite(s).all():
+                    return n + 1, t
+    return None
+
+
+def check_states(net, x, y, cfg: Config, states: dict, masks, where: str) -> None:
+    """Raise :class:`Divergence` naming the phase, layer and first step where a state went non-finite."""
+    m = cfg.method
+    for phase in ("free", "plus", "minus"):
+        st = states.get(phase)
+        if st is None or all(torch.isfinite(s).all() for s in st):
+            continue
+        beta = {"free": 0.0, "plus": states.get("beta", m.beta), "minus": -m.beta}[phase]
+        layer = next(n + 1 for n, s in enumerate(st) if not torch.isfinite(s).all())
+        step_txt = "in the phase"
+        if cfg.model.kind == "rate":
+            start = None if phase == "free" else states["free"]
+            hit = _locate_in_phase(net, x, y, start, beta=beta, steps=m.T1 if phase == "free" else m.T2,
+                                   mode=m.mode, masks=masks)
+            if hit is not None:
+                layer, t = hit
+                step_txt = f"at step {t}"
+        name = {"free": "free", "plus": f"nudged (beta={beta:+g})", "minus": f"nudged (beta={beta:+g})"}[phase]
+        raise Divergence(f"non-finite state in layer {layer} {step_txt} of the {name} phase ({where})")
+
+
+def compute_gradients(net, x, y, cfg: Config, gen: torch.Generator, masks) -> tuple[dict, tuple, dict]:
+    """(grads keyed like named_parameters, state used for train predictions, extra statistics)."""
+    m = cfg.method
+    if cfg.model.kind == "spiking":
+        from .learning import spiking_ep_gradients
+        sc = cfg.spiking
+        grads, stats = spiking_ep_gradients(net, x, y, rule=sc.rule, beta=m.beta, T1=m.T1, T2=m.T2,
+                                            window=sc.window, cfg=sc, mode=m.mode, generator=gen)
+        return grads, stats["rates_free"], stats
+    if m.name == "bptt":
+        grads, st = R.bptt_gradients(net, x, y, T1=m.T1, K=m.bptt_K, mode=m.mode, masks=masks, return_states=True)
+        return grads, st["free"], {"states": {"free": st["free"]}}
+    grads, st = R.ep_gradients(net, x, y, estimator=m.estimator, beta=m.beta, T1=m.T1, T2=m.T2, mode=m.mode,
+                               masks=masks, rule=m.vf_rule, generator=gen, return_states=True)
+    return grads, st["free"], {"states": st}
+
+
+def infer(net, x, cfg: Config) -> tuple:
+    """Free phase for inference: the rate fixed point or the measured spiking rates."""
+    m = cfg.method
+    with torch.no_grad():
+        if cfg.model.kind == "spiking":
+            from .dynamics import relax_spiking
+            rates, _, _ = relax_spiking(net, x, steps=m.inference_T1, window=cfg.spiking.window, cfg=cfg.spiking,
+                                        mode=m.mode)
+            return rates
+        return R.relax(net, x, steps=m.inference_T1, mode=m.mode)
+
+
+def evaluate(net, ds_x, ds_y, cfg: Config, device, dtype, mean, std, *, desc="test") -> dict:
+    """Test error (fraction) and mean loss of the free phase over a whole split."""
+    bs = cfg.train.eval_batch_size
+    wrong, loss_sum, n = 0, 0.0, 0
+    for i in tqdm(range(0, len(ds_x), bs), desc=desc, leave=False, disable=None):
+        x = D.normalize(ds_x[i:i + bs], mean, std, dtype=dtype).to(device)
+        y = ds_y[i:i + bs].to(device)
+        state = infer(net, x, cfg)
+        wrong += (R.predict(net, state).argmax(1) != y).sum().item()
+        loss_sum += R.loss(net, state, y).item() * len(y)
+        n += len(y)
+    return {"error": wrong / n, "loss": loss_sum / n}
+
+
+def fb_angles(net) -> dict:
+    """Angle (degrees) between forward and backward weights per unidirectional layer."""
+    out = {}
+    for i, layer in enumerate(net.layers):
+        if layer.B is not None:
+            w, b = layer.weight.detach().flatten(), layer.B.detach().flatten()
+            cos = (w @ b / (w.norm() * b.norm())).clamp(-1, 1).item()
+            out[f"angle_layer{i + 1}"] = math.degrees(math.acos(cos))
+    return out
+
+
+# --- the loop ----------------------------------------------------------------------------------
+class _Signals:
+    """SIGINT/SIGTERM set a flag; the loop stops after the current batch."""
+
+    def __init__(self):
+        self.received = None
+        self._old = {}
+
+    def __enter__(self):
+        if hasattr(signal, "SIGTERM"):
+            for s in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self._old[s] = signal.signal(s, self._handle)
+                except ValueError:  # not the main thread
+                    pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:  # second signal: give up at once
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f"\n{signal.Signals(signum).name} received: finishing the current batch, then checkpointing",
+              file=sys.stderr)
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def new_run_dir(cfg: Config, config_path: str | None) -> Path:
+    name = cfg.train.run_name
+    if not name:
+        stem = Path(config_path).stem if config_path else "default"
+        name = f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(cfg.train.out_dir) / name
+    if run_dir.exists():
+        raise ConfigError(f"run folder {run_dir} already exists; pass --resume {run_dir} to continue it, "
+                          f"or choose another train.run_name (results are never overwritten)")
+    return run_dir
+
+
+def _write_metrics(run_dir: Path, rows: list[dict]) -> None:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(buf.getvalue(), run_dir / "metrics.csv")
+
+
+def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None = None,
+          resume: Path | None = None, log=print) -> dict:
+    """Train per ``cfg``; returns the summary dict. ``resume``: a run folder to continue."""
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = load_file(run_dir / "checkpoint.pt")
+    else:
+        run_dir = run_dir or new_run_dir(cfg, config_path)
+        ckpt = None
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = resolve_device(tc.device)
+    dtype = getattr(torch, tc.dtype)
+
+    # Everything that can fail fast does so before any long computation.
+    torch.manual_seed(tc.seed)
+    net = R.build_network(cfg.model).to(device=device, dtype=dtype)
+    ds = load_data(cfg)
+    log(f"data: {ds.source}")
+    mean, std = ds.mean, tuple(s * cfg.data.std_scale for s in ds.std)
+    opt, sched = make_optimizer(net, cfg)
+
+    order_gen = torch.Generator().manual_seed(tc.seed + 1)
+    aug_gen = torch.Generator().manual_seed(tc.seed + 2)
+    algo_gen = torch.Generator().manual_seed(tc.seed + 3)
+    rows: list[dict] = []
+    epoch, batch_pos, perm, acc = 0, 0, None, None
+    elapsed_before = 0.0
+    if ckpt is not None:
+        check_state_dict(net, ckpt["model"], str(run_dir / "checkpoint.pt"))
+        net.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None and ckpt.get("scheduler"):
+            sched.load_state_dict(ckpt["scheduler"])
+        order_gen.set_state(ckpt["order_gen"])
+        aug_gen.set_state(ckpt["aug_gen"])
+        algo_gen.set_state(ckpt["algo_gen"])
+        rows, epoch, batch_pos = list(ckpt["rows"]), ckpt["epoch"], ckpt["batch"]
+        perm, acc = ckpt["perm"], ckpt["acc"]
+        elapsed_before = ckpt.get("elapsed", 0.0)
+        log(f"resuming {run_dir} at epoch {epoch + 1}, batch {batch_pos}")
+    else:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        atomic_write_text(dump_config(cfg), run_dir / "config.yaml")
+
+    summary = {
+        "command": " ".join(sys.argv), "config": config_path, "seed": tc.seed, "versions": versions(),
+        "device": str(device), "hardware": hardware(device), "dtype": tc.dtype, "git_commit": git_commit(),
+        "data_source": ds.source, "n_train": len(ds.train_x), "n_test": len(ds.test_x),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": str(net), "n_parameters": sum(p.numel() for p in net.parameters()),
+    }
+    n = len(ds.train_x)
+    bs = tc.batch_size
+    n_batches = math.ceil(n / bs)
+    t_start = time.time()
+    last_ckpt = time.time()
+
+    def save(epoch_, batch_, perm_, acc_):
+        atomic_save({
+            "model": net.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict() if sched is not None else None,
+            "order_gen": order_gen.get_state(), "aug_gen": aug_gen.get_state(), "algo_gen": algo_gen.get_state(),
+            "rows": rows, "epoch": epoch_, "batch": batch_, "perm": perm_, "acc": acc_,
+            "elapsed": elapsed_before + time.time() - t_start,
+        }, run_dir / "checkpoint.pt")
+        atomic_save(net.state_dict(), run_dir / "weights.pt")
+
+    with _Signals() as sig:
+        while epoch < tc.epochs:
+            if perm is None:
+                perm = torch.randperm(n, generator=order_gen)
+                acc = {"wrong": 0, "loss": 0.0, "seen": 0, "skipped": 0, "seconds": 0.0, "extra": {}}
+            t_epoch = time.time()
+            bar = tqdm(range(batch_pos, n_batches), desc=f"epoch {epoch + 1}/{tc.epochs}", initial=batch_pos,
+                       total=n_batches, leave=False, disable=None)
+            for b in bar:
+                idx = perm[b * bs:(b + 1) * bs]
+                x = D.normalize(ds.train_x[idx], mean, std, dtype=dtype)
+                if cfg.data.crop_padding or cfg.data.hflip:
+                    x = D.augment(x, aug_gen, crop_padding=cfg.data.crop_padding, hflip=cfg.data.hflip)
+                x, y = x.to(device), ds.train_y[idx].to(device)
+                masks = R.draw_masks(net, len(y), generator=algo_gen, device=device, dtype=dtype)
+                where = f"epoch {epoch + 1}, batch {b + 1}"
+                grads, state, extra = compute_gradients(net, x, y, cfg, algo_gen, masks)
+                bad = None
+                try:
+                    if "states" in extra:
+                        check_states(net, x, y, cfg, extra["states"], masks, where)
+                    k = first_nonfinite(grads)
+                    if k is not None:
+                        raise Divergence(f"non-finite gradient for parameter '{k}' ({where})")
+                except Divergence as e:
+                    bad = e
+                if bad is not None:
+                    if tc.on_nonfinite == "stop":
+                        raise Divergence(f"{bad}; the last good checkpoint is kept in {run_dir}")
+                    acc["skipped"] += 1
+                    log(f"skipping batch: {bad}")
+                else:
+                    params = dict(net.named_parameters())
+                    for k, g in grads.items():
+                        params[k].grad = g.to(params[k].dtype)
+                    opt.step()
+                    opt.zero_grad(set_to_none=True)
+                    k = first_nonfinite(dict(net.named_parameters()))
+                    if k is not None:
+                        raise Divergence(f"parameter '{k}' became non-finite after the update ({where}); "
+                                         f"the last good checkpoint is kept in {run_dir}")
+                    with torch.no_grad():
+                        acc["wrong"] += (R.predict(net, state).argmax(1) != y).sum().item()
+                        acc["loss"] += R.loss(net, state, y).item() * len(y)
+                    acc["seen"] += len(y)
+                    for key, v in _batch_stats(extra, len(y)).items():
+                        acc["extra"][key] = acc["extra"].get(key, 0.0) + v * len(y)
+                batch_pos = b + 1
+                bar.set_postfix(err=f"{acc['wrong'] / max(acc['seen'], 1):.3f}")
+                due = (tc.checkpoint_every_batches and batch_pos % tc.checkpoint_every_batches == 0) or \
+                      (time.time() - last_ckpt) > 60 * tc.checkpoint_every_minutes
+                if sig.received is not None or (due and batch_pos < n_batches):
+                    acc["seconds"] += time.time() - t_epoch
+                    t_epoch = time.time()
+                    save(epoch, batch_pos, perm, acc)
+                    last_ckpt = time.time()
+                    if sig.received is not None:
+                        bar.close()
+                        raise Interrupted(sig.received, run_dir)
+            bar.close()
+            acc["seconds"] += time.time() - t_epoch
+            test = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, mean, std)
+            row = {"epoch": epoch + 1,
+                   "train_error": acc["wrong"] / max(acc["seen"], 1), "train_loss": acc["loss"] / max(acc["seen"], 1),
+                   "test_error": test["error"], "test_loss": test["loss"],
+                   "lr": opt.param_groups[0]["lr"], "seconds": round(acc["seconds"], 3),
+                   "skipped_batches": acc["skipped"]}
+            row.update({k: v / max(acc["seen"], 1) for k, v in acc["extra"].items()})
+            row.update(fb_angles(net))
+            rows.append(row)
+            if sched is not None:
+                sched.step()
+            epoch, batch_pos, perm, acc = epoch + 1, 0, None, None
+            _write_metrics(run_dir, rows)
+            save(epoch, 0, None, None)
+            last_ckpt = time.time()
+            log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
+                f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
+            if sig.received is not None:
+                raise Interrupted(sig.received, run_dir)
+
+    summary.update({
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "epochs": len(rows), "seconds_total": round(elapsed_before + time.time() - t_start, 1),
+        "final_test_error": rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in rows),
+        "final_train_error": rows[-1]["train_error"], "run_dir": str(run_dir),
+    })
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
+    return summary
+
+
+def _batch_stats(extra: dict, batch: int) -> dict:
+    """Per-batch scalars worth logging (spiking: spikes per neuron per step per phase, synaptic ops)."""
+    out = {}
+    for phase, v in (extra.get("spikes_per_neuron_step") or {}).items():
+        out[f"spikes_per_neuron_step_{phase}"] = float(v)
+    if "synops" in extra:
+        out["synops_per_sample"] = float(extra["synops"]) / batch
+    return out
