@@ -1,0 +1,81 @@
+"""Config tree: YAML → frozen dataclasses, every bad key or value named before any computation."""
+from pathlib import Path
+
+import pytest
+
+import rate_ref as R
+from rate_ref.config import ConfigError
+from spiking_ep.config import dump_config, load_config
+
+CONFIGS = sorted(Path(__file__).resolve().parents[1].joinpath("configs").rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_shipped_config_loads_and_builds(path):
+    cfg = load_config(path)
+    net = R.build_network(cfg.model)
+    assert len(cfg.optim.lrs) == len(net.layers) + (net.readout is not None)
+    assert load_config(path) == cfg  # frozen, comparable values
+
+
+def test_embedded_default_and_roundtrip(tmp_path):
+    cfg = load_config(None)
+    assert cfg.data.allow_embedded
+    p = tmp_path / "c.yaml"
+    p.write_text(dump_config(cfg))
+    assert load_config(p) == cfg
+
+
+def write(tmp_path, text):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    return p
+
+
+BASE = """
+model:
+  layers: [{type: dense, features: 16}]
+optim:
+  lrs: [0.1, 0.05]
+"""
+
+
+@pytest.mark.parametrize("text,overrides,match", [
+    (BASE + "trian: {epochs: 1}\n", [], r"unknown key 'trian'.*valid keys.*train"),
+    (BASE, ["train.epocs=3"], r"unknown key 'train.epocs'"),
+    (BASE, ["model.layers.0.featurs=3"], r"unknown key 'model.layers\[0\].featurs'"),
+    (BASE, ["train.epochs=three"], r"train.epochs: expected an integer, got 'three'"),
+    (BASE, ["method.estimator=two_sided"], r"method.estimator: 'two_sided' is not valid; choose one of 'symmetric'"),
+    (BASE, ["method.beta=0"], r"method.beta: must be > 0"),
+    (BASE, ["method.beta=-0.5"], r"method.beta: must be > 0"),
+    (BASE, ["optim.lrs=[0.1]"], r"optim.lrs: 1 learning rates given, 2 needed"),
+    (BASE, ["model.kind=spiking", "model.input_shape=[1,8,8]",
+            "model.layers=[{type: conv, channels: 4, pool: max}]"], r"layers\[0\].pool: max pooling is not supported.*pool: avg"),
+    (BASE, ["model.input_shape=[1,4,4]", "model.layers=[{type: conv, channels: 4, kernel: 7, padding: 0}]"],
+     r"layers\[0\].*kernel 7.*larger than its 4×4 input"),
+    (BASE, ["model.input_shape=[1,7,7]", "model.layers=[{type: conv, channels: 4, kernel: 3, padding: 1}]"],
+     r"layers\[0\].*even conv output, got 7×7"),
+    (BASE, ["model.loss=squared_error"], r"last layer is the output and must be dense with features = n_classes"),
+    (BASE, ["data.name=imagenet"], r"data.name: 'imagenet' is not valid"),
+    ("model: [1, 2\n", [], r"not valid YAML"),
+])
+def test_bad_config_is_named(tmp_path, text, overrides, match):
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError, match=match) as e:
+        cfg = load_config(p, overrides)
+        R.build_network(cfg.model)
+    if "YAML" not in match and not overrides:
+        assert str(p) in str(e.value)
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_override_parses_yaml_values(tmp_path):
+    cfg = load_config(write(tmp_path, BASE), ["train.epochs=7", "method.beta=0.25", "model.layers.0.features=8",
+                                              "data.root=/x/y"])
+    assert (cfg.train.epochs, cfg.method.beta, cfg.model.layers[0].features, cfg.data.root) == (7, 0.25, 8, "/x/y")
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(write(tmp_path, BASE), ["model.layers.3.features=8"])
