@@ -1,4 +1,4 @@
-"""Command line: ``spiking-ep train|evaluate``.
+"""Command line: ``spiking-ep train|evaluate|report``.
 
 Errors that a user can fix (config, data, checkpoint) print one message naming the file or key
 and exit with status 2; divergence exits with 3; SIGINT/SIGTERM checkpoint and exit with 130/143.
@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test error of trained weights (as a rate or spiking network)")
     _add_config_args(p)
     p.add_argument("--weights", required=True, metavar="RUN_OR_FILE", help="a run folder or a weights.pt file")
+
+    p = sub.add_parser("report", help="markdown table (+ plot) from finished run folders")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--title", default="spiking-ep results")
+    p.add_argument("--out", help="write the markdown table here")
+    p.add_argument("--plot", help="write learning curves (PNG) here")
     return parser
 
 
@@ -84,12 +90,22 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from .report import report
+    try:
+        text = report(args.runs, title=args.title, out=args.out, plot_path=args.plot)
+    except FileNotFoundError as e:
+        raise ConfigError(str(e)) from None
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
     from .train import Divergence, Interrupted
     try:
-        return {"train": _train, "evaluate": _evaluate}[args.command](args)
+        return {"train": _train, "evaluate": _evaluate, "report": _report}[args.command](args)
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"spiking-ep: error: {e}", file=sys.stderr)
         return 2

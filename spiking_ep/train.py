@@ -104,6 +104,14 @@ def versions() -> dict:
     return out
 
 
+def command_line() -> str:
+    """The command that started this process, with the console-script path shortened."""
+    import shlex
+    if Path(sys.argv[0]).name in ("spiking-ep", "cli.py", "__main__.py"):
+        return "spiking-ep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
 def git_commit() -> str | None:
     here = Path(__file__).resolve().parent
     try:
@@ -326,7 +334,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         atomic_write_text(dump_config(cfg), run_dir / "config.yaml")
 
     summary = {
-        "command": " ".join(sys.argv), "config": config_path, "seed": tc.seed, "versions": versions(),
+        "command": command_line(), "config": config_path, "seed": tc.seed, "versions": versions(),
         "device": str(device), "hardware": hardware(device), "dtype": tc.dtype, "git_commit": git_commit(),
         "data_source": ds.source, "n_train": len(ds.train_x), "n_test": len(ds.test_x),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -1,0 +1,122 @@
+"""Result tables and plots from run folders (``spiking-ep report RUN... --out X.md --plot X.png``).
+
+The table is built only from what the runs wrote (metrics.csv, summary.json, config.yaml),
+and records each run's command, hardware, versions and date next to its numbers.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+
+def read_run(run_dir: str | Path) -> dict:
+    run_dir = Path(run_dir)
+    for name in ("metrics.csv", "summary.json", "config.yaml"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name} is missing (is {run_dir} a finished run folder?)")
+    with open(run_dir / "metrics.csv") as f:
+        rows = [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return {"dir": run_dir, "name": run_dir.name, "rows": rows,
+            "summary": json.loads((run_dir / "summary.json").read_text()),
+            "config": yaml.safe_load((run_dir / "config.yaml").read_text())}
+
+
+def _num(v: str):
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return v
+
+
+def describe_method(cfg: dict) -> str:
+    m, model = cfg["method"], cfg["model"]
+    kind = "spiking " if model.get("kind") == "spiking" else ""
+    if m["name"] == "bptt":
+        text = f"BPTT (T1={m['T1']}, K={m.get('K') or m['T2']})"
+    else:
+        text = f"{kind}EP {m['estimator'].replace('_', '-')} (β={m['beta']:g}, T1={m['T1']}, T2={m['T2']})"
+        if model.get("kind") == "spiking":
+            text += f", rule {cfg['spiking']['rule']}"
+    if model.get("unidirectional"):
+        text += f", unidirectional {m.get('vf_rule', 'new')} rule" if m["name"] == "ep" else ", unidirectional"
+    return text
+
+
+def markdown(runs: list[dict], title: str) -> str:
+    lines = [f"# {title}", "",
+             "| run | method | loss | epochs | final test error | best test error | final train error | time |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        s, last = r["summary"], r["rows"][-1]
+        lines.append(f"| {r['name']} | {describe_method(r['config'])} | {r['config']['model']['loss']} | "
+                     f"{len(r['rows'])} | {100 * last['test_error']:.2f} % | "
+                     f"{100 * min(x['test_error'] for x in r['rows']):.2f} % | {100 * last['train_error']:.2f} % | "
+                     f"{s.get('seconds_total', float('nan')) / 60:.1f} min |")
+    extra = sorted({k for r in runs for k in r["rows"][-1] if k.startswith(("angle_", "spikes_", "synops"))})
+    if extra:
+        lines += ["", "Last-epoch extras:", "", "| run | " + " | ".join(extra) + " |",
+                  "|---" * (len(extra) + 1) + "|"]
+        for r in runs:
+            lines.append(f"| {r['name']} | " + " | ".join(_fmt(r["rows"][-1].get(k)) for k in extra) + " |")
+    lines += ["", "## Per epoch", ""]
+    for r in runs:
+        lines += [f"**{r['name']}** (test error % by epoch): " +
+                  ", ".join(f"{100 * x['test_error']:.2f}" for x in r["rows"]), ""]
+    lines += ["## How these numbers were made", ""]
+    for r in runs:
+        s = r["summary"]
+        v = s.get("versions", {})
+        lines += [f"- **{r['name']}**: `{s.get('command', '?')}`; data: {s.get('data_source')} "
+                  f"({s.get('n_train')} train / {s.get('n_test')} test); hardware: {s.get('hardware')} ({s.get('device')}); "
+                  f"python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
+                  f"git {s.get('git_commit')}; {s.get('started')} → {s.get('finished')}"]
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(v) -> str:
+    if v is None or v == "":
+        return "–"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def plot(runs: list[dict], path: str | Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    angle_keys = sorted({k for r in runs for k in r["rows"][0] if k.startswith("angle_")})
+    ncols = 3 if angle_keys else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4))
+    for r in runs:
+        ep = [x["epoch"] for x in r["rows"]]
+        label = f"{r['name']}: {describe_method(r['config'])}"
+        axes[0].plot(ep, [100 * x["test_error"] for x in r["rows"]], marker="o", label=label)
+        axes[1].plot(ep, [100 * x["train_error"] for x in r["rows"]], marker="o", label=label)
+        if angle_keys:
+            for k in angle_keys:
+                if k in r["rows"][0]:
+                    axes[2].plot(ep, [x[k] for x in r["rows"]], marker=".", label=f"{r['name']} {k[6:]}")
+    axes[0].set(xlabel="epoch", ylabel="test error (%)", title="test error")
+    axes[1].set(xlabel="epoch", ylabel="train error (%)", title="train error (free phase, during training)")
+    if angle_keys:
+        axes[2].set(xlabel="epoch", ylabel="degrees", title="angle between W and B")
+        axes[2].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def report(run_dirs: list[str], *, title: str, out: str | None, plot_path: str | None) -> str:
+    runs = [read_run(d) for d in run_dirs]
+    text = markdown(runs, title)
+    if plot_path:
+        plot(runs, plot_path, title)
+        text += f"\n![curves]({Path(plot_path).name})\n"
+    if out:
+        Path(out).write_text(text)
+    return text
