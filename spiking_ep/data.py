@@ -778,7 +778,7 @@ def _missing_message(spec: _Spec, root: Path, notes: list[str], download_note: s
                   "    expected: train/<class>/<image> and test/<class>/<image>, 32×32 RGB, "
                   "10 class folders (sorted names = labels 0..9)"]
         lines += ["  zip of such an image tree (optionally inside one top-level folder):"]
-        lines += [f"    {p}" for p in zips] or []
+        lines += [f"    {p}" for p in zips]
         lines += [f"    {root}/*cifar*.zip, {root / 'cifar10'}/*.zip (e.g. cifar10-jpeg.zip)"]
     else:
         names = ", ".join(_IDX_FILES.values())
@@ -872,7 +872,8 @@ def load_dataset(
     if loaded is None:
         if allow_embedded and spec.name == "mnist":
             # Offline-demo path: no download attempt, the sample is the point.
-            loaded = _load_embedded_mnist()
+            arrays, source = _load_embedded_mnist()
+            loaded = (arrays, source + "".join(f" (note: {n})" for n in notes))
         else:
             download_note = _try_torchvision_download(spec, root)
             if download_note is None:

@@ -342,6 +342,14 @@ def test_embedded_sample(tmp_path, monkeypatch):
     assert torch.equal(small.train_x, ds.train_x[:100])
 
 
+def test_embedded_source_mentions_incomplete_dir(tmp_path):
+    write_mnist(tmp_path / "d" / "mnist", gz=True)
+    (tmp_path / "d" / "mnist" / "train-images-idx3-ubyte.gz").unlink()
+    ds = load_dataset("mnist", tmp_path / "d", allow_embedded=True)
+    assert ds.source.startswith("embedded MNIST sample")
+    assert "incomplete: missing train-images-idx3-ubyte" in ds.source
+
+
 def test_embedded_not_used_when_files_exist_or_for_other_sets(tmp_path):
     write_mnist(tmp_path / "d", gz=True)
     assert load_dataset("mnist", tmp_path / "d", allow_embedded=True).train_x.shape[0] == 7
