@@ -366,9 +366,11 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                        total=n_batches, leave=False, disable=None)
             for b in bar:
                 idx = perm[b * bs:(b + 1) * bs]
-                x = D.normalize(ds.train_x[idx], mean, std, dtype=dtype)
+                x = ds.train_x[idx]
                 if cfg.data.crop_padding or cfg.data.hflip:
+                    # on the raw pixels, so that crop padding is black as in torchvision's RandomCrop
                     x = D.augment(x, aug_gen, crop_padding=cfg.data.crop_padding, hflip=cfg.data.hflip)
+                x = D.normalize(x, mean, std, dtype=dtype)
                 x, y = x.to(device), ds.train_y[idx].to(device)
                 masks = R.draw_masks(net, len(y), generator=algo_gen, device=device, dtype=dtype)
                 where = f"epoch {epoch + 1}, batch {b + 1}"
