@@ -212,3 +212,17 @@ def test_evaluate_command(tmp_path, capsys):
     assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"]]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["test_error"] == pytest.approx(s["final_test_error"])
+
+
+def test_input_shape_mismatch_is_named_before_training(tmp_path, capsys):
+    code = main(["train"] + _sets(SMALL + [f"train.out_dir={tmp_path}", "model.input_shape=[3,32,32]"]))
+    err = capsys.readouterr().err
+    assert code == 2 and "model.input_shape: [3, 32, 32] does not match the mnist images [1, 28, 28]" in err
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "no config.yaml there" in capsys.readouterr().err
+    (tmp_path / "config.yaml").write_text((Path(__file__).parents[1] / "configs/mnist_fc.yaml").read_text())
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "checkpoint.pt does not exist" in capsys.readouterr().err
