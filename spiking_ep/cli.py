@@ -57,6 +57,9 @@ def _train(args) -> int:
             if dump_config(given) != dump_config(cfg):
                 raise ConfigError(f"{args.config} differs from the config of the run being resumed ({saved}); "
                                   f"resume without a config file, or start a new run")
+        if args.overrides:  # e.g. more epochs: the run folder keeps describing what it ran
+            from .checkpoint import atomic_write_text
+            atomic_write_text(dump_config(cfg), saved)
         summary = train(cfg, resume=run_dir)
     else:
         cfg = load_config(args.config, args.overrides)
