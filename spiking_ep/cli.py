@@ -1,4 +1,4 @@
-"""Command line: ``spiking-ep train|evaluate|report``.
+"""Command line: ``spiking-ep train|evaluate|report|gdu``.
 
 Errors that a user can fix (config, data, checkpoint) print one message naming the file or key
 and exit with status 2; divergence exits with 3; SIGINT/SIGTERM checkpoint and exit with 130/143.
@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="spiking-ep results")
     p.add_argument("--out", help="write the markdown table here")
     p.add_argument("--plot", help="write learning curves (PNG) here")
+
+    p = sub.add_parser("gdu", help="EP vs BPTT per-step gradient check (paper Fig. 2), untrained or trained")
+    _add_config_args(p)
+    p.add_argument("--checkpoint", metavar="RUN_OR_FILE", help="trained weights: a run folder or a weights.pt file "
+                   "(default: the untrained network initialised from train.seed)")
+    p.add_argument("--n-images", type=int, default=10, help="training images in the batch (default 10)")
+    p.add_argument("--beta", type=float, default=None, help="nudging strength (default: method.beta)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: a new folder under train.out_dir)")
     return parser
 
 
@@ -103,12 +111,17 @@ def _report(args) -> int:
     return 0
 
 
+def _gdu(args) -> int:
+    from .gdu import main as gdu_main
+    return gdu_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
     from .train import Divergence, Interrupted
     try:
-        return {"train": _train, "evaluate": _evaluate, "report": _report}[args.command](args)
+        return {"train": _train, "evaluate": _evaluate, "report": _report, "gdu": _gdu}[args.command](args)
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"spiking-ep: error: {e}", file=sys.stderr)
         return 2
