@@ -10,5 +10,5 @@ done
 spiking-ep train configs/cifar10_small.yaml --set method.name=bptt \
   --set train.out_dir=$OUT --set train.run_name=bptt
 spiking-ep report $OUT/ep_symmetric $OUT/ep_one_sided $OUT/bptt \
-  --title "Small CIFAR-10 convnet (32-64-128, 5k/2k subset): symmetric vs one-sided EP vs BPTT" \
+  --title "Small CIFAR-10 convnet (32-64-128, 4k/1k subset): symmetric vs one-sided EP vs BPTT" \
   --out results/cifar10_small/README.md --plot results/cifar10_small/curves.png
