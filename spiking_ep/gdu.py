@@ -37,6 +37,12 @@ t = 0…T2−1 and all elements:
     final     = rel_rms at t = T2−1 only (the summed estimate vs the truncated-BPTT gradient)
     step_rms  = ‖ΔEP_e − (−∇BPTT)‖ / ‖∇BPTT‖ over the per-step quantities (CSV only)
 
+Two things break the per-step match at finite β beyond the O(β)/O(β²) bias, and the outputs
+count the second: hard-sigmoid units that cross a kink (0 or 1) during a nudged phase, and
+max-pooling windows whose feedback argmax switches — the max-unpooled feedback is discontinuous
+in s, so a switch is an O(1) jump in the drive that ΔEP divides by β (its error does not shrink
+with β) and that BPTT, which differentiates almost everywhere, never sees.
+
 Command: ``spiking-ep gdu CONFIG [--checkpoint RUN] [--n-images N] [--beta B] [--out DIR]``.
 """
 from __future__ import annotations
@@ -76,6 +82,8 @@ class GDUTrace:
     T2: int
     residual: float            # max |s_T − s_{T−1}|: how far the free phase is from a fixed point
     window_drift: float        # max |s_T − s_{T−T2}|: the theorem assumes a constant state over the BPTT window
+    pool_windows: int = 0      # max-pooling windows on feedback paths (layers ≥ 2) over the batch
+    pool_switches: dict | None = None  # {"plus"/"minus": windows whose argmax left its s* position during the phase}
 
     def kind(self, name: str) -> str:
         if name.startswith("s") and name[1:].isdigit():
@@ -105,6 +113,35 @@ def _dyn_params(net: R.EPNetwork) -> dict[str, Tensor]:
 def _sigma_prime(state: R.State, theta: float) -> R.State:
     # Hard sigmoid: σ′ = 1/θ where 0 < s < 1, 0 where saturated (s = 0 or 1).
     return tuple(((s > 0) & (s < 1)).to(s.dtype) / theta for s in state)
+
+
+def _feedback_argmax(net: R.EPNetwork, state: R.State) -> list[Tensor]:
+    # Argmax positions that route the feedback of every max-pooling layer above the first
+    # (W ⋆ s_{n−1} + b, or B ⋆ s_{n−1} when the layer has backward weights).
+    out = []
+    for i in range(1, len(net.layers)):
+        layer = net.layers[i]
+        if getattr(layer, "pool", None) != "max":
+            continue
+        w, b = (layer.weight, layer.bias) if layer.B is None else (layer.B, None)
+        z = torch.nn.functional.conv2d(state[i - 1], w, b, padding=layer.padding)
+        out.append(torch.nn.functional.max_pool2d(z, 2, return_indices=True)[1])
+    return out
+
+
+def _pool_switches(net: R.EPNetwork, traj: list[R.State]) -> tuple[int, int]:
+    """(windows, windows whose feedback argmax differs from s*'s at some step of the trajectory).
+
+    The max-unpooling feedback is discontinuous in s: a switch moves a whole s_n·W contribution to
+    another position, a jump that ΔEP = Δs/β divides by β and BPTT (a.e. derivative) never sees.
+    """
+    with torch.no_grad():
+        ref = _feedback_argmax(net, traj[0])
+        moved = [torch.zeros_like(r, dtype=torch.bool) for r in ref]
+        for st in traj[1:]:
+            for m, r, a in zip(moved, ref, _feedback_argmax(net, st)):
+                m |= r != a
+    return sum(r.numel() for r in ref), sum(int(m.sum()) for m in moved)
 
 
 def _phi_grads(net: R.EPNetwork, x: Tensor, state: R.State) -> dict[str, Tensor]:
@@ -201,7 +238,9 @@ def gdu_trace(net: R.EPNetwork, x: Tensor, y: Tensor, *, beta: float, T1: int, T
     drift = max((a - b).abs().max().item() for a, b in zip(states[-1], states[0]))
     return GDUTrace(names=names, ref={k: torch.stack(v) for k, v in ref.items()},
                     ep={e: {k: torch.stack(v) for k, v in d.items()} for e, d in ep.items()},
-                    beta=beta, T1=T1, T2=T2, residual=residual, window_drift=drift)
+                    beta=beta, T1=T1, T2=T2, residual=residual, window_drift=drift,
+                    pool_windows=_pool_switches(net, traj[+1])[0],
+                    pool_switches={"plus": _pool_switches(net, traj[+1])[1], "minus": _pool_switches(net, traj[-1])[1]})
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -239,7 +278,8 @@ def metrics(trace: GDUTrace) -> list[dict]:
 def markdown_table(rows: list[dict], trace: GDUTrace, title: str) -> str:
     lines = [f"# {title}", "",
              f"β = {trace.beta:g}, T1 = {trace.T1}, T2 = {trace.T2}; free-phase residual max|s_T − s_(T−1)| = "
-             f"{trace.residual:.2e}, drift over the BPTT window max|s_T − s_(T−T2)| = {trace.window_drift:.2e}.", "",
+             f"{trace.residual:.2e}, drift over the BPTT window max|s_T − s_(T−T2)| = {trace.window_drift:.2e}."
+             + _switch_text(trace), "",
              "Errors of the cumulative sums Σ_{k≤t} ΔEP(k) against −Σ_{k≤t} ∇BPTT(k) over t = 0…T2−1 and all "
              "elements: relative RMS error ‖C_EP − C_BPTT‖/‖C_BPTT‖ and the fraction of sign disagreements; "
              "'final' is the relative error of the full sum (the EP estimate vs the truncated-BPTT gradient). "
@@ -252,6 +292,15 @@ def markdown_table(rows: list[dict], trace: GDUTrace, title: str) -> str:
                      f"{r['rel_rms_sym']:.3g} | {100 * r['sign_dis_plus']:.2f} % | {100 * r['sign_dis_sym']:.2f} % | "
                      f"{r['final_plus']:.3g} | {r['final_sym']:.3g} |")
     return "\n".join(lines) + "\n"
+
+
+def _switch_text(trace: GDUTrace) -> str:
+    if not trace.pool_windows:
+        return ""
+    sw = trace.pool_switches
+    return (f" Max-pooling feedback argmax switches during the nudged phase: {sw['plus']} (+β) and {sw['minus']} "
+            f"(−β) of {trace.pool_windows} windows (each is a jump in the dynamics that EP divides by β and BPTT "
+            f"does not see).")
 
 
 def _csv(rows: list[dict]) -> str:
@@ -386,6 +435,7 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
         "command": command_line(), "config": config_path, "checkpoint": checkpoint, "data_source": ds.source,
         "image_indices": idx.tolist(), "n_images": n_images, "beta": beta, "T1": m.T1, "T2": m.T2, "mode": m.mode,
         "dtype": str(dtype).replace("torch.", ""), "free_residual": trace.residual, "window_drift": trace.window_drift,
+        "pool_windows": trace.pool_windows, "pool_switches": trace.pool_switches,
         "mean_rel_rms_weights": {e: sum(r[f"rel_rms_{e}"] for r in weights) / len(weights) for e in ESTIMATES},
         "mean_rel_rms_neurons": {e: sum(r[f"rel_rms_{e}"] for r in rows if r["kind"] == "neurons") /
                                  len(net.layers) for e in ESTIMATES},
@@ -397,6 +447,9 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
     log(title)
     log(f"β = {beta:g}, T1 = {m.T1}, T2 = {m.T2}, mode {m.mode}; free-phase residual {trace.residual:.1e}, "
         f"drift over the BPTT window {trace.window_drift:.1e}")
+    if trace.pool_windows:
+        log(f"max-pooling feedback argmax switches: {trace.pool_switches['plus']} (+β), "
+            f"{trace.pool_switches['minus']} (−β) of {trace.pool_windows} windows")
     if trace.residual > 1e-3:
         log("warning: the free phase has not converged (residual > 1e-3); the GDU property assumes a fixed "
             "point: raise method.T1 (--set method.T1=...)")

@@ -72,6 +72,8 @@ def test_per_step_quantities_match_bptt_as_beta_goes_to_zero(kind, loss):
     for e, tol in (("plus", 1e-3), ("minus", 1e-3), ("sym", 1e-6)):
         for k, err in errors(tr, e).items():
             assert err < tol, (e, k, err)
+    if kind == "conv_max":   # no max-pooling argmax moved: the dynamics stayed smooth
+        assert tr.pool_windows == 5 * 4 * 2 * 2 and tr.pool_switches == {"plus": 0, "minus": 0}
     # not only the sums: each step separately, and in the stated sign convention (EP ≈ −BPTT)
     for r in G.metrics(tr):
         assert r["step_rms_sym"] < 1e-6, r
