@@ -236,11 +236,12 @@ def gdu_trace(net: R.EPNetwork, x: Tensor, y: Tensor, *, beta: float, T1: int, T
 
     residual = max((a - b).abs().max().item() for a, b in zip(states[-1], states[-2]))
     drift = max((a - b).abs().max().item() for a, b in zip(states[-1], states[0]))
+    windows, sw_plus = _pool_switches(net, traj[+1])
+    sw_minus = _pool_switches(net, traj[-1])[1]
     return GDUTrace(names=names, ref={k: torch.stack(v) for k, v in ref.items()},
                     ep={e: {k: torch.stack(v) for k, v in d.items()} for e, d in ep.items()},
                     beta=beta, T1=T1, T2=T2, residual=residual, window_drift=drift,
-                    pool_windows=_pool_switches(net, traj[+1])[0],
-                    pool_switches={"plus": _pool_switches(net, traj[+1])[1], "minus": _pool_switches(net, traj[-1])[1]})
+                    pool_windows=windows, pool_switches={"plus": sw_plus, "minus": sw_minus})
 
 
 # --- metrics ----------------------------------------------------------------------------------
@@ -275,8 +276,8 @@ def metrics(trace: GDUTrace) -> list[dict]:
     return rows
 
 
-def markdown_table(rows: list[dict], trace: GDUTrace, title: str) -> str:
-    lines = [f"# {title}", "",
+def markdown_table(rows: list[dict], trace: GDUTrace, title: str, command: str | None = None) -> str:
+    lines = [f"# {title}", ""] + ([f"Command: `{command}`", ""] if command else []) + [
              f"β = {trace.beta:g}, T1 = {trace.T1}, T2 = {trace.T2}; free-phase residual max|s_T − s_(T−1)| = "
              f"{trace.residual:.2e}, drift over the BPTT window max|s_T − s_(T−T2)| = {trace.window_drift:.2e}."
              + _switch_text(trace), "",
@@ -379,13 +380,16 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
         beta: float | None = None, out: str | Path | None = None, dtype=torch.float64, log=print) -> dict:
     """Load data (and weights), run :func:`gdu_trace` on ``n_images`` random training images, write the outputs.
 
+    Runs on the CPU in ``dtype`` (float64 by default: the small-β differences are tiny); the images
+    are drawn from the training split with ``train.seed`` and normalised as in training (no augmentation).
+
     Out folder (default ``<train.out_dir>/gdu-<config stem>-<time>``): ``gdu_table.md``,
     ``gdu_table.csv``, ``gdu_curves.png``, ``gdu_layers.png``, ``config.yaml``, ``summary.json``.
     Returns the summary dict.
     """
     from .checkpoint import load_weights
     from .config import dump_config
-    from .train import command_line, git_commit, load_data, versions
+    from .train import command_line, git_commit, hardware, load_data, versions
 
     if cfg.model.kind != "rate":
         raise ConfigError("model.kind: the GDU check runs the rate dynamics; use kind: rate "
@@ -425,7 +429,7 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
     rows = metrics(trace)
     what = f"trained ({checkpoint})" if checkpoint else "untrained (seed {})".format(cfg.train.seed)
     title = f"GDU check: {Path(config_path).stem if config_path else 'config'}, {what}, {n_images} training images"
-    (out / "gdu_table.md").write_text(markdown_table(rows, trace, title))
+    (out / "gdu_table.md").write_text(markdown_table(rows, trace, title, command_line()))
     (out / "gdu_table.csv").write_text(_csv(rows))
     plot_curves(trace, out / "gdu_curves.png", seed=cfg.train.seed, title=title)
     plot_layers(rows, out / "gdu_layers.png", title=title)
@@ -439,7 +443,8 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
         "mean_rel_rms_weights": {e: sum(r[f"rel_rms_{e}"] for r in weights) / len(weights) for e in ESTIMATES},
         "mean_rel_rms_neurons": {e: sum(r[f"rel_rms_{e}"] for r in rows if r["kind"] == "neurons") /
                                  len(net.layers) for e in ESTIMATES},
-        "seconds": round(time.time() - t0, 2), "versions": versions(), "git_commit": git_commit(),
+        "seconds": round(time.time() - t0, 2), "hardware": hardware(torch.device("cpu")), "versions": versions(),
+        "git_commit": git_commit(),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "out": str(out),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
