@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +19,12 @@ def shared_data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"offline data folder {path} not present")
     return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # The test networks are tiny: one thread is faster than two and does not fight other jobs.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

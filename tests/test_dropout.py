@@ -13,13 +13,6 @@ from spiking_ep import train as T
 from spiking_ep.config import load_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks: one thread is faster and does not fight other jobs for the cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def net_with_dropout(p=(0.3, 0.5), loss="cross_entropy", seed=0):

@@ -11,38 +11,17 @@ import pytest
 import torch
 
 import rate_ref as R
+import tiny
 from spiking_ep import gdu as G
 from spiking_ep import train as T
 from spiking_ep.cli import main
 from spiking_ep.config import load_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny networks: one thread is faster and does not fight other jobs for the cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-TINY = {
-    "dense": {"input_shape": [1, 6, 6], "layers": [{"type": "dense", "features": 7}, {"type": "dense", "features": 5}]},
-    "conv_max": {"input_shape": [2, 8, 8], "layers": [{"type": "conv", "channels": 3, "pool": "max"},
-                                                      {"type": "conv", "channels": 4, "pool": "max"},
-                                                      {"type": "dense", "features": 6}]},
-}
 
 
 def make(kind, theta=2.0, loss="cross_entropy", unidirectional=False, seed=0):
-    torch.manual_seed(seed)
-    cfg = dict(TINY[kind], loss=loss, n_classes=4, theta=theta, unidirectional=unidirectional)
-    if loss == "squared_error":
-        cfg["layers"] = cfg["layers"][:-1] + [{"type": "dense", "features": 4}]
-    net = R.build_network(cfg).double()
-    x = 2 * torch.rand(5, *cfg["input_shape"], dtype=torch.float64)
-    y = torch.randint(0, 4, (5,))
-    return net, x, y
+    return tiny.make(kind, loss, seed, theta=theta, unidirectional=unidirectional, x_scale=2.0, n_classes=4)
 
 
 def errors(trace, e):
@@ -64,7 +43,7 @@ def test_symmetric_per_step_quantities_beat_one_sided_at_moderate_beta():
     assert max(r["sign_dis_sym"] for r in G.metrics(tr)) == 0.0
 
 
-@pytest.mark.parametrize("kind", list(TINY))
+@pytest.mark.parametrize("kind", ["dense", "conv_max"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
 def test_per_step_quantities_match_bptt_as_beta_goes_to_zero(kind, loss):
     net, x, y = make(kind, theta=1.0, loss=loss)

@@ -4,27 +4,11 @@ import torch
 import torch.nn.functional as F
 
 import rate_ref as R
+import tiny
+from tiny import TINY
 
-TINY = {
-    "dense": {"input_shape": [1, 6, 6], "layers": [{"type": "dense", "features": 7}, {"type": "dense", "features": 5}]},
-    "conv_max": {"input_shape": [2, 8, 8], "layers": [{"type": "conv", "channels": 3, "pool": "max"},
-                                                      {"type": "conv", "channels": 4, "pool": "max"},
-                                                      {"type": "dense", "features": 6}]},
-    "conv_avg": {"input_shape": [2, 8, 8], "layers": [{"type": "conv", "channels": 3, "pool": "avg"},
-                                                      {"type": "conv", "channels": 4, "kernel": 3, "padding": 0, "pool": "avg"},
-                                                      {"type": "dense", "features": 6}]},
-}
-
-
-def make(kind, loss="cross_entropy", seed=0, **extra):
-    torch.manual_seed(seed)
-    cfg = dict(TINY[kind], loss=loss, n_classes=6 if loss == "squared_error" else 4, theta=1.0, **extra)
-    if loss == "squared_error":
-        cfg["layers"] = cfg["layers"][:-1] + [{"type": "dense", "features": 6}]
-    net = R.build_network(cfg).double()
-    x = torch.rand(5, *cfg["input_shape"], dtype=torch.float64)
-    y = torch.randint(0, cfg["n_classes"], (5,))
-    return net, x, y
+def make(kind, loss="cross_entropy", seed=0):
+    return tiny.make(kind, loss, seed)
 
 
 def rel_err(a, b):

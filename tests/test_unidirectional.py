@@ -16,34 +16,15 @@ import torch
 import torch.nn.functional as F
 
 import rate_ref as R
+import tiny
+from tiny import TINY
 from spiking_ep import train as T
 from spiking_ep.config import load_config
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These networks are tiny: one thread is faster than two and does not fight other jobs.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-TINY = {
-    "dense": {"input_shape": [1, 6, 6], "layers": [{"type": "dense", "features": 7}, {"type": "dense", "features": 5}]},
-    "conv_max": {"input_shape": [2, 8, 8], "layers": [{"type": "conv", "channels": 3, "pool": "max"},
-                                                      {"type": "conv", "channels": 4, "pool": "max"},
-                                                      {"type": "dense", "features": 6}]},
-    "conv_avg": {"input_shape": [2, 8, 8], "layers": [{"type": "conv", "channels": 3, "pool": "avg"},
-                                                      {"type": "conv", "channels": 4, "padding": 0, "pool": "avg"},
-                                                      {"type": "dense", "features": 6}]},
-}
 
 
 def model_cfg(kind, loss="cross_entropy"):
-    cfg = dict(TINY[kind], loss=loss, n_classes=6 if loss == "squared_error" else 4, theta=1.0)
-    if loss == "squared_error":
-        cfg["layers"] = cfg["layers"][:-1] + [{"type": "dense", "features": 6}]
-    return cfg
+    return tiny.model_cfg(kind, loss)
 
 
 def pair(kind, loss="cross_entropy", seed=0, tie=True):
