@@ -340,6 +340,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": str(net), "n_parameters": sum(p.numel() for p in net.parameters()),
     }
+    if ckpt is None and fb_angles(net):
+        summary["angles_at_init"] = fb_angles(net)
     n = len(ds.train_x)
     bs = tc.batch_size
     n_batches = math.ceil(n / bs)
