@@ -62,8 +62,11 @@ class SpikingConfig:
     v_threshold: float | None = None      # default: model.theta, so rates match σ
     tau_mem: float | None = None          # LIF membrane time constant; None = no leak
     tau_syn: float | None = None          # synaptic current filter; None = raw spikes
-    v_floor: float | None = 0.0           # membrane floor; None = unbounded below
-    window: int | None = None             # rate-measurement window at the end of each phase; default half the phase
+    v_floor: float | None = -1.0          # membrane floor in units of v_threshold; None = unbounded below
+    v_ceiling: float | None = 2.0         # membrane ceiling (after reset) in units of v_threshold; None = unbounded
+    rate_estimate: Literal["count", "charge"] = "count"   # count: spikes/window; charge: (spikes + Δv/θ)/window
+    tau_nudge: float = 5.0                # time constant of the output rate trace that the nudge reads
+    window: int | None = None             # rate window at the end of each phase; default: last half of the free phase, whole nudged phases
     rule: Literal["rates", "stdp"] = "rates"
     tau_trace: float = 20.0               # STDP trace time constant
     warm_start: bool = False
@@ -75,6 +78,13 @@ class SpikingConfig:
                 raise ConfigError(f"{where}.{key}: must be > 0 (or null), got {v}")
         if self.window is not None and self.window < 1:
             raise ConfigError(f"{where}.window: must be ≥ 1 step, got {self.window}")
+        if self.v_floor is not None and self.v_floor > 0:
+            raise ConfigError(f"{where}.v_floor: must be ≤ 0 (in units of v_threshold), got {self.v_floor}")
+        if self.v_ceiling is not None and self.v_ceiling < 1:
+            raise ConfigError(f"{where}.v_ceiling: must be ≥ 1 (in units of v_threshold), got {self.v_ceiling}")
+        for key in ("tau_trace", "tau_nudge"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{where}.{key}: must be > 0 steps, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
