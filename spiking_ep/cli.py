@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="test error of trained weights (as a rate or spiking network)")
     _add_config_args(p)
     p.add_argument("--weights", required=True, metavar="RUN_OR_FILE", help="a run folder or a weights.pt file")
+    p.add_argument("--steps", metavar="T,T,...", help="sweep the inference time steps (free-phase T1), e.g. 25,50,100,200")
+    p.add_argument("--out", help="with --steps: write the sweep as a markdown table here")
+    p.add_argument("--plot", help="with --steps: plot error and synaptic operations vs time steps (PNG)")
 
     p = sub.add_parser("report", help="markdown table (+ plot) from finished run folders")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -90,14 +93,28 @@ def _evaluate(args) -> int:
     from .checkpoint import load_weights
     from .train import evaluate, load_data, resolve_device
     cfg = load_config(args.config, args.overrides)
+    try:
+        steps = [int(t) for t in args.steps.split(",")] if args.steps else [cfg.method.inference_T1]
+    except ValueError:
+        raise ConfigError(f"--steps {args.steps!r}: expected comma-separated whole numbers, e.g. 25,50,100") from None
+    if any(t < 1 for t in steps):
+        raise ConfigError(f"--steps {args.steps!r}: time steps must be ≥ 1")
     device, dtype = resolve_device(cfg.train.device), getattr(torch, cfg.train.dtype)
     net = R.build_network(cfg.model).to(device=device, dtype=dtype)
     load_weights(net, args.weights)
     ds = load_data(cfg)
     std = tuple(s * cfg.data.std_scale for s in ds.std)
-    res = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, ds.mean, std)
-    print(json.dumps({"model_kind": cfg.model.kind, "T1": cfg.method.inference_T1, "test_error": res["error"],
-                      "test_loss": res["loss"], "n_test": len(ds.test_x), "data": ds.source}, indent=2))
+    rows = []
+    for t in steps:
+        res = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, ds.mean, std, steps=t)
+        rows.append({"T1": t, "test_error": res["error"], "test_loss": res["loss"],
+                     **{k: v for k, v in res.items() if k not in ("error", "loss")}})
+    print(json.dumps({"model_kind": cfg.model.kind, "weights": str(args.weights), "n_test": len(ds.test_x),
+                      "data": ds.source, "results": rows}, indent=2))
+    if args.out or args.plot:
+        from .report import sweep_report
+        sweep_report(rows, cfg, weights=str(args.weights), data=ds.source, out=args.out, plot_path=args.plot,
+                     device=device)
     return 0
 
 

@@ -120,3 +120,44 @@ def report(run_dirs: list[str], *, title: str, out: str | None, plot_path: str |
     if out:
         Path(out).write_text(text)
     return text
+
+
+def sweep_report(rows: list[dict], cfg, *, weights: str, data: str, out: str | None, plot_path: str | None,
+                 device) -> str:
+    """Markdown table (and plot) of test error and spiking cost against inference time steps."""
+    from datetime import datetime, timezone
+
+    from .train import command_line, git_commit, hardware, versions
+    v = versions()
+    spiking = "synops_per_sample" in rows[0]
+    head = "| T1 (steps) | test error | test loss |" + (" spikes / neuron / step | synaptic ops / sample |" if spiking else "")
+    lines = [f"# Test error vs inference time steps ({cfg.model.kind} network, weights {weights})", "",
+             head, "|---" * (head.count("|") - 1) + "|"]
+    for r in rows:
+        line = f"| {r['T1']} | {100 * r['test_error']:.2f} % | {r['test_loss']:.4f} |"
+        if spiking:
+            line += f" {r['spikes_per_neuron_step']:.4f} | {r['synops_per_sample']:.4g} |"
+        lines.append(line)
+    lines += ["", f"Command: `{command_line()}`; data: {data}; hardware: {hardware(device)}; "
+                  f"python {v['python']}, torch {v['torch']}, spiking-ep {v.get('spiking-ep')}; git {git_commit()}; "
+                  f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"]
+    if plot_path:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(1, 2 if spiking else 1, figsize=(10 if spiking else 5, 4), squeeze=False)
+        ts = [r["T1"] for r in rows]
+        ax[0, 0].plot(ts, [100 * r["test_error"] for r in rows], marker="o")
+        ax[0, 0].set(xscale="log", xlabel="inference time steps T1", ylabel="test error (%)", title="accuracy")
+        if spiking:
+            ax[0, 1].plot(ts, [r["synops_per_sample"] for r in rows], marker="o", color="C1")
+            ax[0, 1].set(xscale="log", yscale="log" if all(r["synops_per_sample"] > 0 for r in rows) else "linear", xlabel="inference time steps T1", ylabel="synaptic operations / sample",
+                         title="cost")
+        fig.tight_layout()
+        fig.savefig(plot_path, dpi=120)
+        plt.close(fig)
+        lines += ["", f"![sweep]({Path(plot_path).name})"]
+    text = "\n".join(lines) + "\n"
+    if out:
+        Path(out).write_text(text)
+    return text
