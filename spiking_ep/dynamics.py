@@ -23,7 +23,21 @@ rate estimate r̂_N (a unit-gain spike trace, time constant ``tau_nudge``):
 the mean of softmax(spikes) is not softmax(mean); with a smooth estimate the nudge's time
 average is the rate model's nudge at the measured rates.
 
-Rates are spike counts over the last ``window`` steps divided by ``window`` (spikes per step).
+Bounded membrane (``cfg.v_floor``, ``cfg.v_ceiling``, in units of θ; default −1 and 2): an IF
+neuron integrates the charge it cannot emit yet. Unbounded below, a neuron held silent early
+stores negative charge it must later pay back (slow transients); floored at 0, fluctuations of a
+silent neuron's current are rectified into spurious spikes (a bias near σ's lower corner).
+Unbounded above, a neuron driven past θ in the free phase stores charge without limit and
+keeps firing every step in a nudged phase that lowers its drive: the nudged rates, and the
+update, are biased. A floor of −θ and a ceiling of 2θ (after reset) keep one spike or so of
+charge either way; with them the rates converge to the rate fixed points as T grows.
+
+Rates (``cfg.rate_estimate``), over the last ``window`` steps:
+  count   (spike count) / window — spikes per step, quantised to 1/window;
+  charge  (spike count + (v_end − v_start)/θ) / window, clamped to [0, 1] — the count plus
+          the residual membrane charge. For an IF neuron this is exactly the mean input current
+          over the window / θ (as long as the bounds were not hit), which removes the count's
+          end-of-window quantisation.
 
 Max pooling is refused: its unpooling routes feedback through the argmax of a spike pattern,
 which jumps from step to step, and NIR has no max pooling; use average pooling.
@@ -36,7 +50,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from rate_ref.dynamics import drives
+from rate_ref.dynamics import Masks, drives
 from rate_ref.network import EPNetwork
 
 from .config import SpikingConfig
@@ -96,10 +110,12 @@ def _params(net: EPNetwork, cfg: SpikingConfig) -> dict:
 
 def step(net: EPNetwork, x: Tensor, state: SpikingState, *, beta: float = 0.0, y: Tensor | None = None,
          cfg: SpikingConfig | None = None, mode: str = "sync", x_drive: Tensor | None = None,
-         _p: dict | None = None) -> SpikingState:
+         masks: Masks = None, _p: dict | None = None) -> SpikingState:
     """One time step of the spiking network; returns the new state (``state`` is not modified).
 
     ``x_drive``: forward_drive_1(x), the constant input current (computed here if not given).
+    ``masks``: dropout masks as in ``rate_ref.dynamics`` (one per layer, 0 or 1/(1−p)): a kept
+    neuron's spikes count m times in its targets' currents, a dropped neuron gets no current.
     """
     cfg = cfg or SpikingConfig()
     p = _p or _params(net, cfg)
@@ -113,9 +129,11 @@ def step(net: EPNetwork, x: Tensor, state: SpikingState, *, beta: float = 0.0, y
     for which in groups:
         # currents from the spikes as they are now: last step's (sync), or this step's for the
         # layers already updated in this step (the odd group of even/odd)
-        d = drives(net, x, tuple(z), which=which, x_drive=x_drive)
+        d = drives(net, x, tuple(z), which=which, x_drive=x_drive, masks=masks)
         if beta != 0.0 and (n_layers - 1) in d:
-            d[n_layers - 1] = d[n_layers - 1] + net.nudge((state.rate,), y, beta)
+            m = None if masks is None else masks[-1]
+            d[n_layers - 1] = d[n_layers - 1] + (net.nudge((state.rate,), y, beta) if m is None
+                                                 else net.nudge((state.rate * m,), y, beta) * m)
         for n in which:
             current = d[n]
             if syn:
@@ -173,16 +191,18 @@ def _fb_fanout(layer, like: Tensor) -> Tensor:
 
 def relax_spiking(net: EPNetwork, x: Tensor, *, steps: int, window: int | None = None, beta: float = 0.0,
                   y: Tensor | None = None, state: SpikingState | None = None, cfg: SpikingConfig | None = None,
-                  mode: str = "sync", record=None) -> tuple[Rates, SpikingState, dict]:
+                  mode: str = "sync", masks: Masks = None, record=None) -> tuple[Rates, SpikingState, dict]:
     """Run ``steps`` steps of the spiking dynamics from ``state`` (default: zeros).
 
     Returns ``(rates, state, stats)``:
       rates:  tuple, one tensor per layer shaped like s_n: spike counts over the last ``window``
-              steps / ``window`` (spikes per step; default window = steps)
+              steps / ``window`` (spikes per step; default window = steps), or with
+              ``cfg.rate_estimate="charge"`` the count corrected by the residual membrane charge
       state:  the final :class:`SpikingState` (pass it to a later phase to continue from it)
       stats:  ``spikes`` (total spike count, all layers, all steps), ``neurons`` (per sample),
               ``spikes_per_neuron_step``, ``synops`` (Σ over spikes of the synapses each reaches,
               see :func:`fanouts`), ``steps``, summed over the batch.
+    ``masks``: dropout masks (see :func:`step`), fixed across the phases of a mini-batch.
     ``record``, if given, is called as ``record(state)`` with each new state inside the window
     (the STDP rule accumulates its eligibility this way). No graph is built.
     """
@@ -204,11 +224,11 @@ def relax_spiking(net: EPNetwork, x: Tensor, *, steps: int, window: int | None =
         x_drive = net.layers[0].forward_drive(x)
         counts = [torch.zeros_like(v) for v in state.v]
         totals = [torch.zeros_like(v) for v in state.v]
-        v_start = state.v if window == steps else None
+        v_start = state.v
         for t in range(steps):
             if t == steps - window:
                 v_start = state.v
-            state = step(net, x, state, beta=beta, y=y, cfg=cfg, mode=mode, x_drive=x_drive, _p=p)
+            state = step(net, x, state, beta=beta, y=y, cfg=cfg, mode=mode, x_drive=x_drive, masks=masks, _p=p)
             for n, z in enumerate(state.spikes):
                 totals[n] += z
                 if t >= steps - window:

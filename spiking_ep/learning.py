@@ -25,6 +25,9 @@ Rules (returned in autograd's sign convention, estimates of ∂(mean loss)/∂θ
             accumulate post spikes; the input layer's presynaptic signal is x itself (a constant
             current = its own rate). The readout (outside the spiking system) is as for ``rates``.
             Only pre, post and the phase sign enter (plus the readout error at the output).
+            With ``rate_estimate="charge"`` each neuron's residual charge c = window·r̂ − count
+            (the spike it owes, from its membrane) is paired once with the other side's final
+            trace: E += ½[c_i x_j(end) + x_i(end) c_j], and biases use window·r̂.
 
 Statistics: ``spikes_per_neuron_step`` per phase (free / plus / minus), ``synops`` = Σ over all
 phases and all spikes of the number of synapses (weight entries) the spike is multiplied with
@@ -61,11 +64,12 @@ def default_windows(T1: int, T2: int, window: int | None) -> tuple[int, int]:
 def spiking_ep_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, rule: str | None = None, beta: float,
                          T1: int, T2: int, window: int | None = None, cfg: SpikingConfig | None = None,
                          mode: str = "sync", generator: torch.Generator | None = None,
-                         state: SpikingState | None = None) -> tuple[dict[str, Tensor], dict]:
+                         state: SpikingState | None = None, masks=None) -> tuple[dict[str, Tensor], dict]:
     """Spiking estimate of ∂(mean loss)/∂θ, ``dict[name, Tensor]`` keyed like ``net.named_parameters()``.
 
     ``rule``: ``rates`` or ``stdp`` (default ``cfg.rule``); ``window``: rate-measurement window
-    (default ``cfg.window``, else :func:`default_windows`); ``state``: warm start of the free phase.
+    (default ``cfg.window``, else :func:`default_windows`); ``state``: warm start of the free phase;
+    ``masks``: dropout masks (``rate_ref.draw_masks``), fixed across the three phases.
     ``generator`` is accepted for API symmetry with ``rate_ref.ep_gradients`` (the neurons are
     deterministic). Returns ``(grads, stats)``; stats: ``spikes_per_neuron_step`` ({free, plus,
     minus}), ``synops`` (all phases), ``rates_free``, ``state_free``, ``windows``.
@@ -82,18 +86,19 @@ def spiking_ep_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, rule: str | No
     w_free, w_nudge = default_windows(T1, T2, window if window is not None else cfg.window)
     n = x.shape[0]
     with torch.no_grad():
-        r_free, s_free, st_free = relax_spiking(net, x, steps=T1, window=w_free, state=state, cfg=cfg, mode=mode)
+        r_free, s_free, st_free = relax_spiking(net, x, steps=T1, window=w_free, state=state, cfg=cfg, mode=mode,
+                                                masks=masks)
         phases = {}
         for name, b in (("plus", beta), ("minus", -beta)):
-            acc = _StdpAccumulator(net, x) if rule == "stdp" else None
+            acc = _StdpAccumulator(net, x, masks) if rule == "stdp" else None
             rates, _, st = relax_spiking(net, x, steps=T2, window=w_nudge, beta=b, y=y, state=s_free, cfg=cfg,
-                                         mode=mode, record=acc)
+                                         mode=mode, masks=masks, record=acc)
             phases[name] = (rates, st, acc)
 
     r_plus, r_minus = phases["plus"][0], phases["minus"][0]
     terms = [(1.0, r_plus, beta), (-1.0, r_minus, -beta)]
     scale = -1.0 / (2 * beta * n)
-    grads = {k: g * scale for k, g in _phi_param_grads(net, x, terms, y, None).items()}
+    grads = {k: g * scale for k, g in _phi_param_grads(net, x, terms, y, masks).items()}
     if rule == "stdp":
         e_plus, e_minus = (phases[k][2].eligibility(phases[k][0], w_nudge) for k in ("plus", "minus"))
         for k in e_plus:
@@ -125,12 +130,18 @@ class _StdpAccumulator:
 
     CHUNK = 16
 
-    def __init__(self, net: EPNetwork, x: Tensor):
+    def __init__(self, net: EPNetwork, x: Tensor, masks=None):
+        # with dropout Φ sees m ⊙ s, so spikes and traces enter the correlations scaled by m
         self.net, self.x = net, x
+        self.masks = masks if masks is not None else [None] * len(net.layers)
         self.buf: list[SpikingState] = []
         self.E: dict[str, Tensor] = {}
 
     def __call__(self, state: SpikingState) -> None:
+        if any(m is not None for m in self.masks):
+            state = state._replace(
+                spikes=tuple(z if m is None else z * m for z, m in zip(state.spikes, self.masks)),
+                trace=tuple(t if m is None else t * m for t, m in zip(state.trace, self.masks)))
         self.buf.append(state)
         self.last = state
         cnt = getattr(self, "counts", None)
@@ -163,15 +174,18 @@ class _StdpAccumulator:
         the residual c = window·r̂ − count is paired with the other side's final trace."""
         self._flush()
         E = dict(self.E)
+        rates = [r if m is None else r * m for r, m in zip(rates, self.masks)]
+        resid = [window * r - c for r, c in zip(rates, self.counts)]
         for i, layer in enumerate(self.net.layers):
-            c_post = window * rates[i] - self.counts[i]
-            E[f"layers.{i}.bias"] = (window * rates[i]).sum(0) if rates[i].dim() == 2 else (window * rates[i]).sum((0, 2, 3))
-            if not bool(c_post.any()) and (i == 0 or not bool((window * rates[i - 1] - self.counts[i - 1]).any())):
-                continue
+            total = window * rates[i]
+            E[f"layers.{i}.bias"] = total.sum(0) if total.dim() == 2 else total.sum((0, 2, 3))
+            if not bool(resid[i].any()) and (i == 0 or not bool(resid[i - 1].any())):
+                continue     # count estimate: nothing to add
+            c_post = resid[i]
             if i == 0:
                 x_pre, c_pre = self.x, torch.zeros_like(self.x)
             else:
-                x_pre, c_pre = self.last.trace[i - 1], window * rates[i - 1] - self.counts[i - 1]
+                x_pre, c_pre = self.last.trace[i - 1], resid[i - 1]
             E[f"layers.{i}.weight"] = E[f"layers.{i}.weight"] + 0.5 * (
                 _weight_corr(layer, x_pre, c_post) + _weight_corr(layer, c_pre, self.last.trace[i]))
         return E

@@ -153,3 +153,15 @@ def test_sgd_with_spiking_updates_tracks_rate_ep(rule):
     spk = train(lambda n, a, b: spiking_ep_gradients(n, a, b, rule=rule, beta=0.5, T1=200, T2=100)[0])
     assert rate < 0.9 * before
     assert (before - spk) > 0.8 * (before - rate), (before, rate, spk)
+
+
+@pytest.mark.parametrize("rule", ["rates", "stdp"])
+def test_dropout_masks_follow_the_rate_model(rule):
+    # with dropout masks (fixed over the phases) the spiking update still follows rate EP's masked update
+    net, x, y = make("dense")
+    masks = (None, (torch.rand(x.shape[0], 12, generator=torch.Generator().manual_seed(0)) > 0.3).double() / 0.7)
+    ref = R.ep_gradients(net, x, y, beta=0.5, T1=1000, T2=1000, mode="evenodd", masks=masks)
+    g, st = spiking_ep_gradients(net, x, y, rule=rule, beta=0.5, T1=400, T2=1000, masks=masks)
+    assert min(cos(g[k], ref[k]) for k in ref) > 0.95
+    dropped = masks[1] == 0
+    assert (st["rates_free"][1][dropped] == 0).all()      # dropped neurons get no current, never fire
