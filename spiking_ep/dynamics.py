@@ -155,7 +155,9 @@ def fanouts(net: EPNetwork, like: Tensor) -> tuple[Tensor, ...]:
     Counts the weight entries a spike of neuron j of layer n is multiplied with: forward through
     layer n+1 (if any) and backward through layer n's transpose (for n ≥ 2; layer 1 does not feed
     back into the input). Dense: out_features and in_features; conv: C_out × the valid kernel
-    positions (forward), C_in × valid positions of the 4 unpooled conv outputs (feedback).
+    positions (forward), C_in × valid positions of the 4 unpooled conv outputs (feedback). The last
+    layer's spikes also reach the n_classes readout synapses when the readout is softmax (its rate
+    trace drives the readout and so the nudge).
     """
     out = []
     layers = net.layers
@@ -165,6 +167,8 @@ def fanouts(net: EPNetwork, like: Tensor) -> tuple[Tensor, ...]:
             f = f + _fwd_fanout(layers[n + 1], like)
         if n >= 1:
             f = f + _fb_fanout(layer, like)
+        if n + 1 == len(layers) and net.readout is not None:
+            f = f + net.readout.out_features
         out.append(f)
     return tuple(out)
 

@@ -181,8 +181,9 @@ def test_fanouts_count_weight_entries_brute_force():
                                    (l1.out_shape[0], *l1.conv_hw))
     back = F.avg_pool2d(back[None], 2)[0] * 4
     torch.testing.assert_close(fo[1], back + 8)
-    # dense output layer: back into all of layer 1
-    torch.testing.assert_close(fo[2], torch.full((8,), float(l1.out_shape[0] * 2 * 2), dtype=torch.float64))
+    # dense last layer: back into all of layer 1, plus the readout synapses its spikes reach
+    n_readout = net.readout.out_features if net.readout is not None else 0
+    torch.testing.assert_close(fo[2], torch.full((8,), float(l1.out_shape[0] * 2 * 2 + n_readout), dtype=torch.float64))
 
 
 def test_zero_state_and_window_validation():
