@@ -31,9 +31,9 @@ Rules (returned in autograd's sign convention, estimates of ∂(mean loss)/∂θ
 
 Statistics: ``spikes_per_neuron_step`` per phase (free / plus / minus), ``synops`` = Σ over all
 phases and all spikes of the number of synapses (weight entries) the spike is multiplied with
-on its way to other neurons (forward into layer n+1 and back into layer n−1, see
-``spiking_ep.dynamics.fanouts``; the readout and the constant input current are not counted),
-summed over the batch; ``rates_free`` (the measured free-phase rates).
+on its way to other neurons (forward into layer n+1, back into layer n−1, and for the last layer
+the softmax readout's synapses, see ``spiking_ep.dynamics.fanouts``; the constant input current
+is not counted), summed over the batch; ``rates_free`` (the measured free-phase rates).
 """
 from __future__ import annotations
 
