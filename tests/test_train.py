@@ -211,7 +211,17 @@ def test_evaluate_command(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"]]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["test_error"] == pytest.approx(s["final_test_error"])
+    assert out["results"][0]["test_error"] == pytest.approx(s["final_test_error"])
+    # the same weights as a spiking network, swept over time steps, with a table and a plot
+    md, png = tmp_path / "sweep.md", tmp_path / "sweep.png"
+    assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"], "--set", "model.kind=spiking",
+                 "--steps", "5,40", "--out", str(md), "--plot", str(png)]) == 0
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [r["T1"] for r in rows] == [5, 40]
+    assert all(r["spikes_per_neuron_step"] > 0 and r["synops_per_sample"] > 0 for r in rows)
+    assert rows[1]["test_error"] <= rows[0]["test_error"] + 0.02
+    assert "synaptic ops / sample" in md.read_text() and png.stat().st_size > 0
+    assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"], "--steps", "5,x"]) == 2
 
 
 def test_input_shape_mismatch_is_named_before_training(tmp_path, capsys):
