@@ -8,27 +8,7 @@ from spiking_ep.config import SpikingConfig
 from spiking_ep.dynamics import relax_spiking
 from spiking_ep.learning import _weight_corr, default_windows, spiking_ep_gradients
 
-NETS = {
-    "dense": {"input_shape": [1, 8, 8], "layers": [{"type": "dense", "features": 24}, {"type": "dense", "features": 12}]},
-    "conv": {"input_shape": [2, 8, 8], "layers": [{"type": "conv", "channels": 4, "pool": "avg"},
-                                                  {"type": "conv", "channels": 6, "pool": "avg"},
-                                                  {"type": "dense", "features": 8}]},
-}
-# (init_scale, seed) giving a unique rate fixed point with rates spread over (0, 1); see test_spiking_dynamics
-UNIQUE = {("dense", "cross_entropy"): (1.5, 0), ("dense", "squared_error"): (1.5, 1),
-          ("conv", "cross_entropy"): (2.0, 0), ("conv", "squared_error"): (1.5, 1)}
-
-
-def make(kind, loss="cross_entropy", batch=16, dtype=torch.float64):
-    init_scale, seed = UNIQUE[kind, loss]
-    torch.manual_seed(seed)
-    cfg = dict(NETS[kind], loss=loss, n_classes=5, theta=1.0, init_scale=init_scale)
-    if loss == "squared_error":
-        cfg["layers"] = cfg["layers"] + [{"type": "dense", "features": 5}]
-    net = R.build_network(cfg).to(dtype)
-    x = torch.rand(batch, *cfg["input_shape"], dtype=dtype)
-    y = torch.randint(0, 5, (batch,))
-    return net, x, y
+from tiny import SPIKING_NETS as NETS, make_spiking as make
 
 
 def cos(a, b):
