@@ -69,7 +69,6 @@ class SpikingConfig:
     window: int | None = None             # rate window at the end of each phase; default: last half of the free phase, whole nudged phases
     rule: Literal["rates", "stdp"] = "rates"
     tau_trace: float = 20.0               # STDP trace time constant
-    warm_start: bool = False
 
     def validate(self, where: str = "spiking") -> None:
         for key in ("v_threshold", "tau_mem", "tau_syn"):
