@@ -317,6 +317,9 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     net = R.build_network(cfg.model).to(device=device, dtype=dtype)
     ds = load_data(cfg)
     log(f"data: {ds.source}")
+    if ds.source.startswith("embedded"):
+        log(f"  (no MNIST files under {D.resolve_data_dir(cfg.data.root)}; set data.root or SPIKING_EP_DATA "
+            f"to a folder with the four IDX files to train on the full 60,000/10,000 digits)")
     mean, std = ds.mean, tuple(s * cfg.data.std_scale for s in ds.std)
     opt, sched = make_optimizer(net, cfg)
 
