@@ -37,10 +37,7 @@ is not counted), summed over the batch; ``rates_free`` (the measured free-phase 
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from rate_ref.estimators import _phi_param_grads

@@ -24,7 +24,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,8 +35,8 @@ import rate_ref as R
 from rate_ref.config import ConfigError
 
 from . import data as D
-from .checkpoint import CheckpointError, atomic_save, atomic_write_text, check_state_dict, load_file
-from .config import Config, dump_config, load_config
+from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_file
+from .config import Config, dump_config
 
 
 class Divergence(RuntimeError):
