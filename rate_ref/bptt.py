@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .dynamics import Masks, relax
+from .dynamics import Masks, _masked, relax
 from .network import EPNetwork, State
 
 
@@ -25,15 +25,10 @@ def bptt_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, T1: int, K: int, mod
     params = dict(net.named_parameters())
     with torch.enable_grad():
         s = relax(net, x, steps=K, state=s0, mode=mode, masks=masks)
-        loss = net.loss_per_sample(_mask_out(s, masks), y).mean()
+        loss = net.loss_per_sample(_masked(s, masks), y).mean()
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
     out = {k: (g if g is not None else torch.zeros_like(p)) for (k, p), g in zip(params.items(), grads)}
     if return_states:
         return out, {"free": tuple(t.detach() for t in s), "loss": loss.detach()}
     return out
 
-
-def _mask_out(state: State, masks: Masks) -> State:
-    if masks is None:
-        return state
-    return tuple(s if m is None else s * m for s, m in zip(state, masks))

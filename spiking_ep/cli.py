@@ -91,7 +91,7 @@ def _evaluate(args) -> int:
     import rate_ref as R
 
     from .checkpoint import load_weights
-    from .train import evaluate, load_data, resolve_device
+    from .train import evaluate, load_data, normalisation, resolve_device
     cfg = load_config(args.config, args.overrides)
     try:
         steps = [int(t) for t in args.steps.split(",")] if args.steps else [cfg.method.inference_T1]
@@ -103,10 +103,10 @@ def _evaluate(args) -> int:
     net = R.build_network(cfg.model).to(device=device, dtype=dtype)
     load_weights(net, args.weights)
     ds = load_data(cfg)
-    std = tuple(s * cfg.data.std_scale for s in ds.std)
+    mean, std = normalisation(cfg, ds)
     rows = []
     for t in steps:
-        res = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, ds.mean, std, steps=t)
+        res = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, mean, std, steps=t)
         rows.append({"T1": t, "test_error": res["error"], "test_loss": res["loss"],
                      **{k: v for k, v in res.items() if k not in ("error", "loss")}})
     print(json.dumps({"model_kind": cfg.model.kind, "weights": str(args.weights), "n_test": len(ds.test_x),

@@ -77,6 +77,15 @@ def _user_cache_root() -> Path:
     return base / "spiking-ep"
 
 
+def _resolve_dir(explicit, env_var: str, sub: str) -> Path:
+    if explicit is not None and os.fspath(explicit) != "":
+        return Path(explicit).expanduser()
+    env = os.environ.get(env_var, "")
+    if env:
+        return Path(env).expanduser()
+    return _user_cache_root() / sub
+
+
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     """Directory that holds (or will hold) the datasets.
 
@@ -85,12 +94,7 @@ def resolve_data_dir(explicit: str | os.PathLike | None = None) -> Path:
     (``~/.cache/spiking-ep/data`` when ``XDG_CACHE_HOME`` is unset). The
     directory is not created and need not exist.
     """
-    if explicit is not None and os.fspath(explicit) != "":
-        return Path(explicit).expanduser()
-    env = os.environ.get(DATA_ENV_VAR, "")
-    if env:
-        return Path(env).expanduser()
-    return _user_cache_root() / "data"
+    return _resolve_dir(explicit, DATA_ENV_VAR, "data")
 
 
 def resolve_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -99,12 +103,7 @@ def resolve_cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     Precedence: ``explicit``, else ``$SPIKING_EP_CACHE``, else
     ``$XDG_CACHE_HOME/spiking-ep/cache`` (``~/.cache/spiking-ep/cache``).
     """
-    if explicit is not None and os.fspath(explicit) != "":
-        return Path(explicit).expanduser()
-    env = os.environ.get(CACHE_ENV_VAR, "")
-    if env:
-        return Path(env).expanduser()
-    return _user_cache_root() / "cache"
+    return _resolve_dir(explicit, CACHE_ENV_VAR, "cache")
 
 
 # --------------------------------------------------------------------------- #

@@ -389,7 +389,7 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
     """
     from .checkpoint import load_weights
     from .config import dump_config
-    from .train import command_line, git_commit, hardware, load_data, versions
+    from .train import command_line, git_commit, hardware, load_data, normalisation, versions
 
     if cfg.model.kind != "rate":
         raise ConfigError("model.kind: the GDU check runs the rate dynamics; use kind: rate "
@@ -415,7 +415,7 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
     g = torch.Generator().manual_seed(cfg.train.seed)
     idx = torch.randperm(len(ds.train_x), generator=g)[:n_images]
     from . import data as D
-    x = D.normalize(ds.train_x[idx], ds.mean, tuple(s * cfg.data.std_scale for s in ds.std), dtype=dtype)
+    x = D.normalize(ds.train_x[idx], *normalisation(cfg, ds), dtype=dtype)
     y = ds.train_y[idx]
 
     if out is None:

@@ -74,6 +74,11 @@ def load_data(cfg: Config) -> D.Dataset:
     return ds
 
 
+def normalisation(cfg: Config, ds: D.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel for :func:`spiking_ep.data.normalize`; std scaled by ``data.std_scale``."""
+    return ds.mean, tuple(s * cfg.data.std_scale for s in ds.std)
+
+
 def param_groups(net: R.EPNetwork, cfg: Config) -> list[dict]:
     """One SGD group per layer (W, b, B) and one for the readout, with the per-layer learning rates."""
     groups = [{"params": list(layer.parameters()), "lr": lr, "name": f"layer{i + 1}"}
@@ -319,7 +324,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     if ds.source.startswith("embedded"):
         log(f"  (no MNIST files under {D.resolve_data_dir(cfg.data.root)}; set data.root or SPIKING_EP_DATA "
             f"to a folder with the four IDX files to train on the full 60,000/10,000 digits)")
-    mean, std = ds.mean, tuple(s * cfg.data.std_scale for s in ds.std)
+    mean, std = normalisation(cfg, ds)
     opt, sched = make_optimizer(net, cfg)
 
     order_gen = torch.Generator().manual_seed(tc.seed + 1)
