@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from .dynamics import Masks, _masked, relax
-from .network import EPNetwork, State
+from .network import EPNetwork
 
 
 def bptt_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, T1: int, K: int, mode: str = "sync",
