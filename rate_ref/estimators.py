@@ -104,13 +104,13 @@ def ep_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, estimator: str = "symm
         states = {"free": s_free, "plus": s_plus, "beta": b}
 
     if net.cfg.unidirectional:
-        grads = _vector_field_grads(net, x, y, terms, states, scale, masks, rule, mode)
+        grads = _vector_field_grads(net, x, y, terms, states, scale, masks, rule)
     else:
         grads = {k: g * scale for k, g in _phi_param_grads(net, x, terms, y, masks).items()}
     return (grads, states) if return_states else grads
 
 
-def _vector_field_grads(net, x, y, terms, states, scale, masks, rule, mode):
+def _vector_field_grads(net, x, y, terms, states, scale, masks, rule):
     if rule == "new":
         g_w = _phi_param_grads(net, x, terms, y, masks)
         g_b = _phi_param_grads(net, x, terms, y, masks, use_B=True)
@@ -123,11 +123,11 @@ def _vector_field_grads(net, x, y, terms, states, scale, masks, rule, mode):
             out[kw], out[kb] = avg, avg.clone()
         return out
     if rule == "old":
-        return _old_vf_grads(net, x, y, terms, states, scale, masks, mode)
+        return _old_vf_grads(net, x, y, terms, states, scale, masks)
     raise ValueError(f"unidirectional rule must be 'new' or 'old', got {rule!r}")
 
 
-def _old_vf_grads(net, x, y, terms, states, scale, masks, mode):
+def _old_vf_grads(net, x, y, terms, states, scale, masks):
     # (∂F/∂θ(s*))ᵀ Δs with Δs = Σ_k c_k s_k: one vector–Jacobian product of the vector field
     # F = ∂Φ/∂s as the layers compute it (feedback through B). F is taken before σ so that for
     # B = W the rule reduces to ∂²Φ/∂θ∂s · Δs, the first-order form of the standard EP update.
