@@ -68,6 +68,7 @@ class SpikingConfig:
     window: int | None = None             # rate window at the end of each phase; default: last half of the free phase, whole nudged phases
     rule: Literal["rates", "stdp"] = "rates"
     tau_trace: float = 20.0               # STDP trace time constant
+    warm_start: Literal["none", "persistent"] = "none"   # persistent: each example's free phase starts where its last one ended
 
     def validate(self, where: str = "spiking") -> None:
         for key in ("v_threshold", "tau_mem", "tau_syn"):
@@ -155,6 +156,9 @@ class Config:
                         f"mismatches spike trains, and NIR has no max pooling); use pool: avg")
             if self.model.unidirectional:
                 raise ConfigError("model.unidirectional: not supported for spiking models yet")
+        elif self.spiking.warm_start != "none":
+            raise ConfigError(f"spiking.warm_start: {self.spiking.warm_start!r} applies to spiking models "
+                              f"(model.kind: spiking); this model is kind {self.model.kind!r}")
 
 
 def config_from_dict(data: dict, source: str = "config") -> Config:

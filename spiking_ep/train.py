@@ -35,7 +35,7 @@ import rate_ref as R
 from rate_ref.config import ConfigError
 
 from . import data as D
-from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_file
+from .checkpoint import CheckpointError, atomic_save, atomic_write_text, check_state_dict, load_file
 from .config import Config, dump_config
 
 
@@ -185,14 +185,16 @@ def check_states(net, x, y, cfg: Config, states: dict, masks, where: str) -> Non
         raise Divergence(f"non-finite state in layer {layer} {step_txt} of the {name} phase ({where})")
 
 
-def compute_gradients(net, x, y, cfg: Config, gen: torch.Generator, masks) -> tuple[dict, tuple, dict]:
-    """(grads keyed like named_parameters, state used for train predictions, extra statistics)."""
+def compute_gradients(net, x, y, cfg: Config, gen: torch.Generator, masks, start=None) -> tuple[dict, tuple, dict]:
+    """(grads keyed like named_parameters, state used for train predictions, extra statistics).
+    ``start``: the spiking free phase's start state (warm start; default zeros)."""
     m = cfg.method
     if cfg.model.kind == "spiking":
         from .learning import spiking_ep_gradients
         sc = cfg.spiking
         grads, stats = spiking_ep_gradients(net, x, y, rule=sc.rule, beta=m.beta, T1=m.T1, T2=m.T2,
-                                            window=sc.window, cfg=sc, mode=m.mode, generator=gen)
+                                            window=sc.window, cfg=sc, mode=m.mode, generator=gen,
+                                            state=start, masks=masks)
         return grads, stats["rates_free"], stats
     if m.name == "bptt":
         grads, st = R.bptt_gradients(net, x, y, T1=m.T1, K=m.bptt_K, mode=m.mode, masks=masks, return_states=True)
@@ -327,6 +329,12 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     mean, std = normalisation(cfg, ds)
     opt, sched = make_optimizer(net, cfg)
 
+    particles = None
+    if cfg.model.kind == "spiking" and cfg.spiking.warm_start == "persistent":
+        from .warm_start import Particles, describe
+        particles = Particles(net, len(ds.train_x), synapses=cfg.spiking.tau_syn is not None)
+        log(describe(particles))
+
     order_gen = torch.Generator().manual_seed(tc.seed + 1)
     aug_gen = torch.Generator().manual_seed(tc.seed + 2)
     algo_gen = torch.Generator().manual_seed(tc.seed + 3)
@@ -344,6 +352,11 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         algo_gen.set_state(ckpt["algo_gen"])
         rows, epoch, batch_pos = list(ckpt["rows"]), ckpt["epoch"], ckpt["batch"]
         perm, acc = ckpt["perm"], ckpt["acc"]
+        if particles is not None:
+            if ckpt.get("particles") is None:
+                raise CheckpointError(f"{run_dir / 'checkpoint.pt'}: has no warm-start states, but the config "
+                                      f"asks for spiking.warm_start: persistent")
+            particles.load_state_dict(ckpt["particles"], str(run_dir / "checkpoint.pt"))
         elapsed_before = ckpt.get("elapsed", 0.0)
         log(f"resuming {run_dir} at epoch {epoch + 1}, batch {batch_pos}")
     else:
@@ -372,6 +385,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
             "order_gen": order_gen.get_state(), "aug_gen": aug_gen.get_state(), "algo_gen": algo_gen.get_state(),
             "rows": rows, "epoch": epoch_, "batch": batch_, "perm": perm_, "acc": acc_,
             "elapsed": elapsed_before + time.time() - t_start,
+            "particles": particles.state_dict() if particles is not None else None,
         }, run_dir / "checkpoint.pt")
         atomic_save(net.state_dict(), run_dir / "weights.pt")
 
@@ -393,7 +407,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                 x, y = x.to(device), ds.train_y[idx].to(device)
                 masks = R.draw_masks(net, len(y), generator=algo_gen, device=device, dtype=dtype)
                 where = f"epoch {epoch + 1}, batch {b + 1}"
-                grads, state, extra = compute_gradients(net, x, y, cfg, algo_gen, masks)
+                start = particles.start_state(idx, x) if particles is not None else None
+                grads, state, extra = compute_gradients(net, x, y, cfg, algo_gen, masks, start)
                 bad = None
                 try:
                     if "states" in extra:
@@ -414,6 +429,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                         params[k].grad = g.to(params[k].dtype)
                     opt.step()
                     opt.zero_grad(set_to_none=True)
+                    if particles is not None:
+                        particles.store(idx, extra["state_free"])
                     k = first_nonfinite(dict(net.named_parameters()))
                     if k is not None:
                         raise Divergence(f"parameter '{k}' became non-finite after the update ({where}); "

@@ -119,9 +119,9 @@ def test_training_draws_one_mask_per_batch_and_evaluation_uses_none(tmp_path, mo
         draws.append(real_draw(*a, **k))
         return draws[-1]
 
-    def grads(net, x, y, cfg_, gen, masks):
+    def grads(net, x, y, cfg_, gen, masks, start=None):
         grad_calls.append(masks)
-        return real_grads(net, x, y, cfg_, gen, masks)
+        return real_grads(net, x, y, cfg_, gen, masks, start)
 
     def relax(*a, **k):  # every relaxation: EP phases, BPTT and inference
         relax_calls.append((phase[0], k.get("masks")))
@@ -166,3 +166,19 @@ def test_inference_ignores_dropout(tmp_path):
     masks = R.draw_masks(net, 20, generator=torch.Generator().manual_seed(0))
     dropped = R.relax(net, x, steps=cfg.method.inference_T1, mode=cfg.method.mode, masks=masks)
     assert not torch.equal(dropped[0], a[0])
+
+
+def test_spiking_training_applies_the_batch_masks(tmp_path, monkeypatch):
+    import spiking_ep.learning as L
+    real, seen = L.spiking_ep_gradients, []
+
+    def spy(*a, **k):
+        seen.append(k.get("masks"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(L, "spiking_ep_gradients", spy)
+    T.train(_cfg(tmp_path, "model.kind=spiking"), log=lambda *a: None)
+    assert len(seen) == 4
+    for masks in seen:
+        kept = masks[0]
+        assert set(kept.unique().tolist()) <= {0.0, 2.0} and 0.3 < (kept == 0).float().mean() < 0.7

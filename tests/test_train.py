@@ -167,8 +167,8 @@ def test_nonfinite_batch_can_be_skipped(tmp_path, monkeypatch):
     real = T.compute_gradients
     calls = {"n": 0}
 
-    def flaky(net, x, y, cfg, gen, masks):
-        grads, state, extra = real(net, x, y, cfg, gen, masks)
+    def flaky(net, x, y, cfg, gen, masks, start=None):
+        grads, state, extra = real(net, x, y, cfg, gen, masks, start)
         calls["n"] += 1
         if calls["n"] == 3:
             grads = {k: torch.full_like(g, float("nan")) for k, g in grads.items()}
