@@ -39,7 +39,12 @@ def describe_method(cfg: dict) -> str:
     else:
         text = f"{kind}EP {m['estimator'].replace('_', '-')} (β={m['beta']:g}, T1={m['T1']}, T2={m['T2']})"
         if model.get("kind") == "spiking":
-            text += f", rule {cfg['spiking']['rule']}"
+            sp = cfg["spiking"]
+            text += f", rule {sp['rule']}, {m.get('mode', 'sync')}, {sp.get('rate_estimate', 'count')} rates"
+            if sp.get("warm_start", "none") != "none":
+                text += f", warm start {sp['warm_start']}"
+        if m.get("eval_T1"):
+            text += f", eval T1={m['eval_T1']}"
     if model.get("unidirectional"):
         text += f", unidirectional {m.get('vf_rule', 'new')} rule" if m["name"] == "ep" else ", unidirectional"
     return text
