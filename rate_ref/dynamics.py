@@ -10,6 +10,13 @@ with the drives computed explicitly by the layers (autograd of Φ is only the te
 the layers with even index (0-based: s_1, s_3, …) from s_t, then the odd ones from the
 half-updated state (Gauss–Seidel), which converges in far fewer steps.
 
+Stability of nudged phases with the squared-error output: the nudge β(onehot(y) − s_N) feeds
+s_N back onto itself with slope −β/θ, so for β ≥ θ the output flips with period 2 and no
+schedule converges (the trainer refuses such configs; the paper uses β = 0.5 with θ = 1). In
+``sync`` mode the layered coupling has eigenvalues in ± pairs, and the extra −β/θ can push one
+below −1 even for β < θ: a sync nudged phase may then oscillate with period 2 where
+``evenodd`` converges (tests/test_rate_ref.py shows both). The free phase (β = 0) is unaffected.
+
 Dropout: ``masks[n]`` (``None`` or a tensor shaped like s_{n+1}, values 0 or 1/(1−p)) replaces
 s by m⊙s inside Φ, so drives become m ⊙ ∂Φ/∂(m⊙s) and dropped units stay at σ(0) = 0.
 """

@@ -146,6 +146,12 @@ class Config:
             raise ConfigError(
                 f"optim.lrs: {len(self.optim.lrs)} learning rates given, {n_groups} needed "
                 f"(one per layer{' plus one for the readout' if self.model.loss == 'cross_entropy' else ''})")
+        if (self.model.kind == "rate" and self.model.loss == "squared_error" and self.method.name == "ep"
+                and self.method.beta >= self.model.theta):
+            raise ConfigError(
+                f"method.beta: {self.method.beta:g} ≥ model.theta ({self.model.theta:g}) with loss squared_error: the "
+                f"nudge β(y − s_N) feeds the output back onto itself with slope −β/θ ≤ −1, so the nudged phases "
+                f"oscillate instead of settling; use beta < theta (the paper uses 0.5 with θ = 1)")
         if self.model.kind == "spiking":
             if self.method.name != "ep":
                 raise ConfigError("method.name: spiking models train with ep (BPTT runs on kind: rate)")
