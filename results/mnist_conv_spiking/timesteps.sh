@@ -6,7 +6,7 @@ set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=${OUT:-runs/conv_spiking}
 R=results/mnist_conv_spiking
-STEPS=5,10,20,40,80,160
+STEPS=5,10,20,40,80
 for d in mnist fashion_mnist; do
   spiking-ep evaluate $OUT/$d/config.yaml --weights $OUT/$d --steps $STEPS \
     --out $R/timesteps_$d.md --plot $R/timesteps_$d.png &
