@@ -1,58 +1,19 @@
-"""Shared helpers for the spiking benchmarks: a small MNIST batch and the rate reference's fixed point."""
+"""Shared helpers for the spiking benchmarks: a normalised MNIST batch, cosine similarity, a quick rate-EP trainer."""
 from __future__ import annotations
 
-import gzip
-import os
-from pathlib import Path
-
-import numpy as np
 import torch
 
 import rate_ref as R
-
-MNIST_DIRS = [os.environ.get("SPIKING_EP_DATA", ""), "/work/shared/data/mnist", "/work/shared/data"]
-
-
-def _idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+from spiking_ep.data import load_dataset, normalize
 
 
 def mnist(split: str = "train", n: int | None = None):
-    """(images (n, 1, 28, 28) float in [0, 1], labels (n,)) from the gzipped IDX files."""
-    prefix = "train" if split == "train" else "t10k"
-    for d in MNIST_DIRS:
-        p = Path(d) / f"{prefix}-images-idx3-ubyte.gz"
-        if d and p.is_file():
-            x = _idx(p)[:n].astype(np.float32) / 255.0
-            y = _idx(Path(d) / f"{prefix}-labels-idx1-ubyte.gz")[:n].astype(np.int64)
-            return torch.from_numpy(x)[:, None], torch.from_numpy(y)
-    raise FileNotFoundError("MNIST IDX files not found")
-
-
-def dense_net(hidden=(256, 128), seed=0, loss="cross_entropy", dtype=torch.float64):
-    torch.manual_seed(seed)
-    layers = [{"type": "dense", "features": h} for h in hidden]
-    if loss == "squared_error":
-        layers.append({"type": "dense", "features": 10})
-    return R.build_network({"input_shape": [1, 28, 28], "layers": layers, "loss": loss, "theta": 1.0}).to(dtype)
-
-
-def conv_net(seed=0, loss="cross_entropy", dtype=torch.float64):
-    torch.manual_seed(seed)
-    layers = [{"type": "conv", "channels": 16, "kernel": 5, "padding": 2, "pool": "avg"},
-              {"type": "conv", "channels": 32, "kernel": 5, "padding": 2, "pool": "avg"}]
-    if loss == "squared_error":
-        layers.append({"type": "dense", "features": 10})
-    return R.build_network({"input_shape": [1, 28, 28], "layers": layers, "loss": loss, "theta": 1.0}).to(dtype)
-
-
-def fixed_point(net, x, steps=400, beta=0.0, y=None, state=None):
-    with torch.no_grad():
-        return R.relax(net, x, steps=steps, beta=beta, y=y, state=state, mode="evenodd")
+    """(normalised images (n, 1, 28, 28) float32, labels (n,)) from the project's MNIST loader
+    (``SPIKING_EP_DATA`` or the default data folder; see ``spiking_ep.data.load_dataset``)."""
+    ds = load_dataset("mnist", train_subset=n if split == "train" else None,
+                      test_subset=n if split != "train" else None)
+    x, y = (ds.train_x, ds.train_y) if split == "train" else (ds.test_x, ds.test_y)
+    return normalize(x, ds.mean, ds.std), y
 
 
 def cosine(a, b):
@@ -82,9 +43,3 @@ def train_rate_ep(net, x, y, *, epochs=1, batch=64, lrs=None, beta=0.5, T1=20, T
         if log:
             log(f"epoch {ep + 1} done")
     return net
-
-
-def accuracy_rate(net, x, y, T1=100, mode="evenodd"):
-    with torch.no_grad():
-        s = R.relax(net, x, steps=T1, mode=mode)
-    return (R.predict(net, s).argmax(1) == y).double().mean().item()

@@ -34,7 +34,6 @@ from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
 from spiking_ep.train import git_commit  # noqa: E402
 
 CONFIG = "configs/mnist_conv_spiking.yaml"
-NORM = (0.1307, 0.3081)
 SCHEDULES = [(40, 20), (60, 30), (100, 50)]
 
 
@@ -45,7 +44,6 @@ def run(weights: str | None) -> dict:
     if weights:
         load_weights(net, weights)
     x, y = mnist("train", 64)
-    x = (x - NORM[0]) / NORM[1]
     beta = cfg.method.beta
     with torch.no_grad():
         s_star = R.relax(net, x, steps=500, mode="evenodd")

@@ -32,7 +32,6 @@ from spiking_ep.config import SpikingConfig  # noqa: E402
 from spiking_ep.dynamics import relax_spiking  # noqa: E402
 from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
 
-NORM = (0.1307, 0.3081)
 VARIANTS_T1 = {
     "naive (floor 0, no ceiling)": (SpikingConfig(v_floor=0.0, v_ceiling=None), "sync"),
     "bounded (default)": (SpikingConfig(), "sync"),
@@ -52,9 +51,7 @@ VARIANTS_COS = [
 
 def setups(quick: bool):
     x, y = mnist("train", 10000)
-    x = (x - NORM[0]) / NORM[1]
     xt, yt = mnist("test", 64)
-    xt = (xt - NORM[0]) / NORM[1]
     dense = {"input_shape": [1, 28, 28], "layers": [{"type": "dense", "features": 256}, {"type": "dense", "features": 128}]}
     torch.manual_seed(0)
     out = {"dense_random": (R.build_network(dense).double(), x[:64].double(), y[:64])}

@@ -35,7 +35,7 @@ import rate_ref as R
 from rate_ref.config import ConfigError
 
 from . import data as D
-from .checkpoint import CheckpointError, atomic_save, atomic_write_text, check_state_dict, load_file
+from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_file
 from .config import Config, dump_config
 
 
@@ -353,10 +353,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         rows, epoch, batch_pos = list(ckpt["rows"]), ckpt["epoch"], ckpt["batch"]
         perm, acc = ckpt["perm"], ckpt["acc"]
         if particles is not None:
-            if ckpt.get("particles") is None:
-                raise CheckpointError(f"{run_dir / 'checkpoint.pt'}: has no warm-start states, but the config "
-                                      f"asks for spiking.warm_start: persistent")
-            particles.load_state_dict(ckpt["particles"], str(run_dir / "checkpoint.pt"))
+            particles.load_state_dict(ckpt.get("particles"), str(run_dir / "checkpoint.pt"))
         elapsed_before = ckpt.get("elapsed", 0.0)
         log(f"resuming {run_dir} at epoch {epoch + 1}, batch {batch_pos}")
     else:

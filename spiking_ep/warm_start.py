@@ -63,13 +63,17 @@ class Particles:
     def state_dict(self) -> dict:
         return {"v": self.v, "z": self.z, "syn": self.syn}
 
-    def load_state_dict(self, sd: dict, source: str) -> None:
+    def load_state_dict(self, sd: dict | None, source: str) -> None:
+        """Restore :meth:`state_dict`'s output; ``sd`` None (a cold run's checkpoint) is an error naming ``source``."""
+        if sd is None:
+            raise CheckpointError(f"{source}: has no warm-start states, but the config asks for "
+                                  f"spiking.warm_start: persistent")
         for key in ("v", "z", "syn"):
             mine, theirs = getattr(self, key), sd.get(key)
             if theirs is None or len(theirs) != len(mine) or any(a.shape != b.shape for a, b in zip(mine, theirs)):
-                raise CheckpointError(f"{source}: the warm-start states '{key}' do not match this network and dataset "
-                                 f"(expected {[tuple(a.shape) for a in mine]}, found "
-                                 f"{None if theirs is None else [tuple(b.shape) for b in theirs]})")
+                raise CheckpointError(f"{source}: the warm-start states '{key}' do not match this network and "
+                                      f"dataset (expected {[tuple(a.shape) for a in mine]}, found "
+                                      f"{None if theirs is None else [tuple(b.shape) for b in theirs]})")
         self.v, self.z, self.syn = list(sd["v"]), list(sd["z"]), list(sd["syn"])
 
 
