@@ -146,7 +146,7 @@ def markdown(res) -> str:
              "*charge* = rates from spike count + residual membrane charge (`rate_estimate: charge`).", ""]
     for name, r in res["setups"].items():
         lines += [f"## {name}", "", r["note"], "",
-                  f"### Free-phase convergence: mean |r − s*| after T1 steps (window T1/2)", "",
+                  "### Free-phase convergence: mean |r − s*| after T1 steps (window T1/2)", "",
                   "| variant | " + " | ".join(f"T1={t}" for t in res["T1s"]) + " |",
                   "|---|" + "---|" * len(res["T1s"])]
         for v, errs in r["t1"].items():
