@@ -7,8 +7,8 @@ set -euo pipefail
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 OUT=${OUT:-runs/conv_spiking}
 C=configs/mnist_conv_spiking.yaml
-spiking-ep train $C --set train.out_dir=$OUT --set train.run_name=mnist &
-spiking-ep train $C --set data.name=fashion_mnist --set train.out_dir=$OUT --set train.run_name=fashion_mnist &
+spiking-ep train $C --set train.epochs=6 --set train.out_dir=$OUT --set train.run_name=mnist &
+spiking-ep train $C --set train.epochs=6 --set data.name=fashion_mnist --set train.out_dir=$OUT --set train.run_name=fashion_mnist &
 wait
 spiking-ep report $OUT/mnist $OUT/fashion_mnist \
   --title "Spiking EP, small convnet (32-64, avg pool), MNIST and Fashion-MNIST, 6 epochs, β = 1" \
