@@ -37,6 +37,20 @@ def test_avg_unpool_is_adjoint_of_avg_pool():
     torch.testing.assert_close(layer._unpool(s, None), g)
 
 
+@pytest.mark.parametrize("hw,kernel,padding", [((6, 6), 3, 1), ((7, 5), 2, 0), ((8, 8), 5, 2), ((6, 8), 3, 0)])
+def test_avg_conv_pool_as_one_strided_convolution(hw, kernel, padding):
+    # the layer computes avg2x2(W ⋆ s + b) as one stride-2 convolution with a (k+1)×(k+1) kernel:
+    # it must equal the two-step definition, and its feedback the two-step adjoint
+    torch.manual_seed(0)
+    layer = R.ConvPool((3, *hw), 4, kernel=kernel, padding=padding, pool="avg").double()
+    s_prev = torch.rand(2, 3, *hw, dtype=torch.float64)
+    s = torch.rand(2, *layer.out_shape, dtype=torch.float64)
+    two_step = F.avg_pool2d(F.conv2d(s_prev, layer.weight, layer.bias, padding=padding), 2)
+    torch.testing.assert_close(layer.forward_drive(s_prev), two_step, rtol=1e-12, atol=1e-12)
+    adjoint = F.conv_transpose2d(layer._unpool(s, None), layer.weight, padding=padding)
+    torch.testing.assert_close(layer.feedback_drive(s, s_prev), adjoint, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", list(TINY))
 def test_sync_and_evenodd_reach_same_fixed_point(kind):
     net, x, _ = make(kind)
