@@ -1,10 +1,11 @@
-"""Which short spiking schedule to train the MNIST convnet with: update alignment and cost.
+"""Which short spiking schedule to train a spiking convnet with: update alignment and cost.
 
-    python benchmarks/conv_schedules.py [--weights RUN] [--out results/conv_schedules]
+    python benchmarks/conv_schedules.py [--config C] [--schedules 40/20,60/30] [--weights RUN]
+                                        [--out results/conv_schedules]
 
-Network: configs/mnist_conv_spiking.yaml (conv 32-64, average pooling, softmax readout), at its
-seed-0 init or with the weights of a training run (``--weights``). Batch: the first 64 MNIST
-training digits, normalised as in training. For each schedule (sync / even-odd) × rate estimate
+Network: ``--config`` (default configs/mnist_conv_spiking.yaml: conv 32-64, average pooling,
+softmax readout), at its seed-0 init or with the weights of a training run (``--weights``).
+Batch: the first 64 training images of the config's dataset, normalised as in training. For each schedule (sync / even-odd) × rate estimate
 (count / charge) × (T1, T2) it reports the cosine between the spiking rate-product update and the
 rate model's symmetric EP update (T1 = 500, T2 = 100, same β), per parameter tensor, and the
 seconds per image of one spiking_ep_gradients call (float32, 1 thread, measured in this run).
@@ -24,26 +25,35 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cosine, mnist  # noqa: E402
+from _common import cosine  # noqa: E402
 
 import rate_ref as R  # noqa: E402
 from spiking_ep.checkpoint import load_weights  # noqa: E402
 from spiking_ep.config import load_config  # noqa: E402
 from spiking_ep.dynamics import relax_spiking  # noqa: E402
 from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
-from spiking_ep.train import git_commit  # noqa: E402
+from spiking_ep.data import normalize  # noqa: E402
+from spiking_ep.train import git_commit, load_data, normalisation  # noqa: E402
 
 CONFIG = "configs/mnist_conv_spiking.yaml"
-SCHEDULES = [(40, 20), (60, 30), (100, 50)]
+SCHEDULES = "40/20,60/30,100/50"
 
 
-def run(weights: str | None) -> dict:
-    cfg = load_config(CONFIG)
+def first_images(cfg, n: int = 64):
+    """The first n training images of the config's dataset, normalised as the trainer does."""
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train_subset=n, test_subset=1))
+    ds = load_data(cfg)
+    mean, std = normalisation(cfg, ds)
+    return normalize(ds.train_x, mean, std), ds.train_y
+
+
+def run(config: str, schedules: list[tuple[int, int]], weights: str | None) -> dict:
+    cfg = load_config(config)
     torch.manual_seed(cfg.train.seed)
     net = R.build_network(cfg.model)
     if weights:
         load_weights(net, weights)
-    x, y = mnist("train", 64)
+    x, y = first_images(cfg)
     beta = cfg.method.beta
     with torch.no_grad():
         s_star = R.relax(net, x, steps=500, mode="evenodd")
@@ -52,7 +62,7 @@ def run(weights: str | None) -> dict:
     for mode in ("sync", "evenodd"):
         for est in ("count", "charge"):
             sc = dataclasses.replace(cfg.spiking, rate_estimate=est)
-            for T1, T2 in SCHEDULES:
+            for T1, T2 in schedules:
                 r, _, _ = relax_spiking(net, x, steps=T1, window=T1 // 2, cfg=sc, mode=mode)
                 t0 = time.perf_counter()
                 g, _ = spiking_ep_gradients(net, x, y, beta=beta, T1=T1, T2=T2, cfg=sc, mode=mode)
@@ -69,7 +79,7 @@ def run(weights: str | None) -> dict:
 
 def markdown(res: dict) -> str:
     keys = list(res["setups"][0]["rows"][0]["cosine"])
-    lines = ["# MNIST spiking convnet: short schedules, update alignment and cost", "",
+    lines = [f"# Spiking convnet ({res['config']}): short schedules, update alignment and cost", "",
              f"Command: `{res['command']}`; {res['hardware']}; git {res['git']}; {res['date']}.", "",
              "Cosine between the spiking rate-product update and the rate model's symmetric EP update "
              "(T1 = 500, T2 = 100, even/odd), per parameter tensor; free-phase error = mean |r − s*| per "
@@ -91,14 +101,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", action="append", default=[],
                     help="run folder (or weights.pt) to measure besides the init; repeatable")
+    ap.add_argument("--config", default=CONFIG)
+    ap.add_argument("--schedules", default=SCHEDULES, help="T1/T2 pairs, comma-separated")
     ap.add_argument("--out", default="results/conv_schedules")
     args = ap.parse_args(argv)
+    schedules = [tuple(int(t) for t in p.split("/")) for p in args.schedules.split(",")]
     torch.set_num_threads(1)
-    res = {"command": "python benchmarks/conv_schedules.py" + "".join(f" --weights {w}" for w in args.weights),
+    res = {"command": " ".join(["python benchmarks/conv_schedules.py", *(argv if argv is not None else sys.argv[1:])]),
+           "config": args.config,
            "hardware": f"{platform.processor() or platform.machine()}, 1 torch thread, torch {torch.__version__}, "
                        f"python {platform.python_version()}",
            "git": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "setups": [run(w) for w in [None, *args.weights]]}
+           "setups": [run(args.config, schedules, w) for w in [None, *args.weights]]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
