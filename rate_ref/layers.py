@@ -179,7 +179,7 @@ class ConvPool(nn.Module):
         if self.B is not None or self.pool != "max":
             return self.forward_drive(s_prev), self.feedback_drive(s, s_prev)
         pooled, idx = self._pool(F.conv2d(s_prev, self.weight, self.bias, padding=self.padding))
-        return pooled, self._transpose(self._unpool(s, idx), self.weight)
+        return pooled, self._feedback(s, self.weight, idx)
 
     def phi(self, s_prev: Tensor, s: Tensor) -> Tensor:
         """Φ_n per sample, shape ``(N,)``."""
