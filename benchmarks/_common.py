@@ -1,10 +1,13 @@
-"""Shared helpers for the spiking benchmarks: a normalised MNIST batch, cosine similarity, a quick rate-EP trainer."""
+"""Shared helpers for the spiking benchmarks: normalised image batches, cosine similarity, a quick rate-EP trainer."""
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
 import rate_ref as R
 from spiking_ep.data import load_dataset, normalize
+from spiking_ep.train import load_data, normalisation
 
 
 def mnist(split: str = "train", n: int | None = None):
@@ -14,6 +17,15 @@ def mnist(split: str = "train", n: int | None = None):
                       test_subset=n if split != "train" else None)
     x, y = (ds.train_x, ds.train_y) if split == "train" else (ds.test_x, ds.test_y)
     return normalize(x, ds.mean, ds.std), y
+
+
+def first_images(cfg, n: int = 64):
+    """The first n training images of a config's dataset, normalised as the trainer does
+    (``data.std_scale`` included), and their labels."""
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train_subset=n, test_subset=1))
+    ds = load_data(cfg)
+    mean, std = normalisation(cfg, ds)
+    return normalize(ds.train_x, mean, std), ds.train_y
 
 
 def cosine(a, b):

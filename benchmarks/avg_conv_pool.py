@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import mnist  # noqa: E402
+from _common import first_images  # noqa: E402
 
 import rate_ref as R  # noqa: E402
 from spiking_ep.config import load_config  # noqa: E402
@@ -71,7 +71,7 @@ def run(repeats: int) -> dict:
     cfg = load_config(CONFIG)
     torch.manual_seed(cfg.train.seed)
     net = R.build_network(cfg.model)
-    x, y = mnist("train", 64)
+    x, y = first_images(cfg)
     g = torch.Generator().manual_seed(0)
     # spike tensors at the convnet's typical rate (~0.12 spikes per neuron per step)
     spikes = [(torch.rand(64, *s, generator=g) < 0.12).float() for s in net.state_shapes]

@@ -5,10 +5,11 @@
 
 Network: ``--config`` (default configs/mnist_conv_spiking.yaml: conv 32-64, average pooling,
 softmax readout), at its seed-0 init or with the weights of a training run (``--weights``).
-Batch: the first 64 training images of the config's dataset, normalised as in training. For each schedule (sync / even-odd) × rate estimate
-(count / charge) × (T1, T2) it reports the cosine between the spiking rate-product update and the
-rate model's symmetric EP update (T1 = 500, T2 = 100, same β), per parameter tensor, and the
-seconds per image of one spiking_ep_gradients call (float32, 1 thread, measured in this run).
+Batch: the first 64 training images of the config's dataset, normalised as in training. For each
+schedule (sync / even-odd) × rate estimate (count / charge) × (T1, T2) it reports the cosine
+between the spiking rate-product update and the rate model's symmetric EP update (T1 = 500,
+T2 = 100, same β), per parameter tensor, and the seconds per image of one spiking_ep_gradients
+call (float32, 1 thread, measured in this run).
 Also the free-phase error: mean |r − s*| per layer at T1 (window T1/2).
 """
 from __future__ import annotations
@@ -25,26 +26,17 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import cosine  # noqa: E402
+from _common import cosine, first_images  # noqa: E402
 
 import rate_ref as R  # noqa: E402
 from spiking_ep.checkpoint import load_weights  # noqa: E402
 from spiking_ep.config import load_config  # noqa: E402
 from spiking_ep.dynamics import relax_spiking  # noqa: E402
 from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
-from spiking_ep.data import normalize  # noqa: E402
-from spiking_ep.train import git_commit, load_data, normalisation  # noqa: E402
+from spiking_ep.train import git_commit  # noqa: E402
 
 CONFIG = "configs/mnist_conv_spiking.yaml"
 SCHEDULES = "40/20,60/30,100/50"
-
-
-def first_images(cfg, n: int = 64):
-    """The first n training images of the config's dataset, normalised as the trainer does."""
-    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, train_subset=n, test_subset=1))
-    ds = load_data(cfg)
-    mean, std = normalisation(cfg, ds)
-    return normalize(ds.train_x, mean, std), ds.train_y
 
 
 def run(config: str, schedules: list[tuple[int, int]], weights: str | None) -> dict:
