@@ -12,13 +12,13 @@ Gradients are in autograd's sign convention: estimates of ∂(mean loss)/∂θ.
 """
 from .bptt import bptt_gradients
 from .config import ConfigError, from_dict, to_dict
-from .dynamics import draw_masks, drives, relax, sigma, step
+from .dynamics import draw_masks, drives, relax, settle, sigma, step
 from .estimators import ESTIMATORS, ep_gradients, free_phase, nudged_phase
 from .layers import ConvPool, Dense
 from .network import EPNetwork, LayerConfig, ModelConfig, State, build_network, loss, predict
 
 __all__ = [
-    "bptt_gradients", "ConfigError", "from_dict", "to_dict", "draw_masks", "drives", "relax", "sigma", "step",
+    "bptt_gradients", "ConfigError", "from_dict", "to_dict", "draw_masks", "drives", "relax", "settle", "sigma", "step",
     "ESTIMATORS", "ep_gradients", "free_phase", "nudged_phase", "ConvPool", "Dense", "EPNetwork", "LayerConfig",
     "ModelConfig", "State", "build_network", "loss", "predict",
 ]

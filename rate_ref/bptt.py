@@ -11,17 +11,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .dynamics import Masks, _masked, relax
-from .network import EPNetwork
+from .dynamics import Masks, _masked, relax, settle
+from .network import EPNetwork, State
 
 
 def bptt_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, T1: int, K: int, mode: str = "sync",
-                   masks: Masks = None, return_states: bool = False):
-    """Truncated-BPTT gradient of the mean loss, ``dict[name, Tensor]`` keyed like ``named_parameters()``."""
+                   masks: Masks = None, state: State | None = None, tol: float | None = None,
+                   return_states: bool = False):
+    """Truncated-BPTT gradient of the mean loss, ``dict[name, Tensor]`` keyed like ``named_parameters()``.
+
+    ``state``: start of the T1 − K graph-free steps (warm start; default zeros); ``tol`` stops
+    those steps early once max|Δs| < tol. The K steps with a graph always run in full. With
+    ``return_states`` also returns ``{"free": s_{T1}, "start": s_{T1−K}, "loss", "steps"}``.
+    """
     if not 0 < K <= T1:
         raise ValueError(f"BPTT needs 0 < K ≤ T1, got K = {K}, T1 = {T1}")
     with torch.no_grad():
-        s0 = relax(net, x, steps=T1 - K, mode=mode, masks=masks)
+        s0, used = settle(net, x, steps=T1 - K, tol=tol, state=state, mode=mode, masks=masks)
     params = dict(net.named_parameters())
     with torch.enable_grad():
         s = relax(net, x, steps=K, state=s0, mode=mode, masks=masks)
@@ -29,6 +35,7 @@ def bptt_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, T1: int, K: int, mod
         grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
     out = {k: (g if g is not None else torch.zeros_like(p)) for (k, p), g in zip(params.items(), grads)}
     if return_states:
-        return out, {"free": tuple(t.detach() for t in s), "loss": loss.detach()}
+        return out, {"free": tuple(t.detach() for t in s), "start": s0, "loss": loss.detach(),
+                     "steps": {"free": used, "graph": K}}
     return out
 

@@ -98,16 +98,33 @@ def relax(net: EPNetwork, x: Tensor, *, steps: int, beta: float = 0.0, y: Tensor
 
     Differentiable (used with a graph by BPTT); wrap in ``torch.no_grad()`` for EP phases.
     """
+    return settle(net, x, steps=steps, beta=beta, y=y, state=state, mode=mode, masks=masks)[0]
+
+
+def settle(net: EPNetwork, x: Tensor, *, steps: int, tol: float | None = None, beta: float = 0.0,
+           y: Tensor | None = None, state: State | None = None, mode: str = "sync",
+           masks: Masks = None) -> tuple[State, int]:
+    """Relax for at most ``steps`` steps, stopping early once max_n max|s_{t+1} − s_t| < ``tol``.
+
+    Returns ``(state, steps_used)``. The residual is the largest state change over the whole batch
+    and all layers (units of σ, i.e. spikes per step), so every example of the batch has settled
+    to that accuracy; ``tol=None`` runs all ``steps`` (then this is :func:`relax`).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if beta != 0.0 and y is None:
         raise ValueError("a nudged phase (beta ≠ 0) needs the labels y")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"tol must be > 0 (or None), got {tol}")
     net.check_input(x)
     state = net.zero_state(x) if state is None else tuple(state)
     x_drive = net.layers[0].forward_drive(x)
-    for _ in range(steps):
-        state = step(net, x, state, beta=beta, y=y, mode=mode, masks=masks, x_drive=x_drive)
-    return state
+    for t in range(steps):
+        new = step(net, x, state, beta=beta, y=y, mode=mode, masks=masks, x_drive=x_drive)
+        if tol is not None and max((a - b).abs().max().item() for a, b in zip(new, state)) < tol:
+            return new, t + 1
+        state = new
+    return state, steps
 
 
 def draw_masks(net: EPNetwork, batch: int, *, generator: torch.Generator | None = None,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .dynamics import Masks, _masked, drives, relax
+from .dynamics import Masks, _masked, drives, settle
 from .network import EPNetwork, State
 
 ESTIMATORS = ("symmetric", "one_sided", "random_sign")
@@ -59,49 +59,57 @@ def _phi_with_B(net: EPNetwork, x: Tensor, state: State, beta: float, y: Tensor 
 
 
 def free_phase(net: EPNetwork, x: Tensor, *, T1: int, mode: str = "sync", masks: Masks = None,
-               state: State | None = None) -> State:
-    """s* after T1 steps at β = 0 (no graph)."""
+               state: State | None = None, tol: float | None = None) -> State:
+    """s* after T1 steps at β = 0 from ``state`` (default zeros), or fewer once settled to ``tol`` (no graph)."""
     with torch.no_grad():
-        return relax(net, x, steps=T1, state=state, mode=mode, masks=masks)
+        return settle(net, x, steps=T1, tol=tol, state=state, mode=mode, masks=masks)[0]
 
 
 def nudged_phase(net: EPNetwork, x: Tensor, y: Tensor, s_free: State, *, beta: float, T2: int,
-                 mode: str = "sync", masks: Masks = None) -> State:
+                 mode: str = "sync", masks: Masks = None, tol: float | None = None) -> State:
     """s^β after T2 steps at ``beta`` starting from s* (no graph)."""
     with torch.no_grad():
-        return relax(net, x, steps=T2, beta=beta, y=y, state=s_free, mode=mode, masks=masks)
+        return settle(net, x, steps=T2, tol=tol, beta=beta, y=y, state=s_free, mode=mode, masks=masks)[0]
 
 
 def ep_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, estimator: str = "symmetric", beta: float,
                  T1: int, T2: int, mode: str = "sync", masks: Masks = None, rule: str = "new",
                  generator: torch.Generator | None = None, s_free: State | None = None,
-                 return_states: bool = False):
+                 state: State | None = None, tol: float | None = None, return_states: bool = False):
     """EP estimate of ∂L/∂θ, ``dict[name, Tensor]`` keyed like ``net.named_parameters()``.
 
-    ``s_free`` skips the free phase (already relaxed). With ``return_states`` also returns
-    ``{"free": s*, "plus": s^β, "minus": s^{−β} (symmetric only), "beta": β used}``.
+    ``s_free`` skips the free phase (already relaxed); ``state`` is the free phase's start (warm
+    start; default zeros). ``tol``: a phase stops once max|Δs| < tol (at most T1 / T2 steps).
+    With ``return_states`` also returns ``{"free": s*, "plus": s^β, "minus": s^{−β} (symmetric only),
+    "beta": β used, "steps": {phase: steps used}}``.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
     if beta <= 0:
         raise ValueError(f"beta must be > 0 for the {estimator} estimator (its sign is set by the estimator), got {beta}")
-    if s_free is None:
-        s_free = free_phase(net, x, T1=T1, mode=mode, masks=masks)
-    n = x.shape[0]
-    if estimator == "symmetric":
-        s_plus = nudged_phase(net, x, y, s_free, beta=beta, T2=T2, mode=mode, masks=masks)
-        s_minus = nudged_phase(net, x, y, s_free, beta=-beta, T2=T2, mode=mode, masks=masks)
-        terms = [(1.0, s_plus, beta), (-1.0, s_minus, -beta)]
-        scale = -1.0 / (2 * beta * n)
-        states = {"free": s_free, "plus": s_plus, "minus": s_minus, "beta": beta}
-    else:
-        b = beta
-        if estimator == "random_sign" and torch.rand((), generator=generator).item() < 0.5:
-            b = -beta
-        s_plus = nudged_phase(net, x, y, s_free, beta=b, T2=T2, mode=mode, masks=masks)
-        terms = [(1.0, s_plus, b), (-1.0, s_free, 0.0)]
-        scale = -1.0 / (b * n)
-        states = {"free": s_free, "plus": s_plus, "beta": b}
+    steps = {}
+    with torch.no_grad():
+        if s_free is None:
+            s_free, steps["free"] = settle(net, x, steps=T1, tol=tol, state=state, mode=mode, masks=masks)
+
+        def nudge(b: float, name: str) -> State:
+            s, steps[name] = settle(net, x, steps=T2, tol=tol, beta=b, y=y, state=s_free, mode=mode, masks=masks)
+            return s
+
+        n = x.shape[0]
+        if estimator == "symmetric":
+            s_plus, s_minus = nudge(beta, "plus"), nudge(-beta, "minus")
+            terms = [(1.0, s_plus, beta), (-1.0, s_minus, -beta)]
+            scale = -1.0 / (2 * beta * n)
+            states = {"free": s_free, "plus": s_plus, "minus": s_minus, "beta": beta, "steps": steps}
+        else:
+            b = beta
+            if estimator == "random_sign" and torch.rand((), generator=generator).item() < 0.5:
+                b = -beta
+            s_plus = nudge(b, "plus")
+            terms = [(1.0, s_plus, b), (-1.0, s_free, 0.0)]
+            scale = -1.0 / (b * n)
+            states = {"free": s_free, "plus": s_plus, "beta": b, "steps": steps}
 
     if net.cfg.unidirectional:
         grads = _vector_field_grads(net, x, y, terms, states, scale, masks, rule)

@@ -35,10 +35,16 @@ class MethodConfig:
     mode: Literal["sync", "evenodd"] = "sync"
     eval_T1: int | None = None
     vf_rule: Literal["new", "old"] = "new"
+    warm_start: Literal["none", "persistent"] = "none"   # persistent: each example's free phase starts where its last one ended
+    tol: float | None = None              # rate phases stop once max|s_{t+1} − s_t| < tol (at most T1 / T2 steps)
 
     def validate(self, where: str = "method") -> None:
         if self.T1 < 1 or self.T2 < 1:
             raise ConfigError(f"{where}: T1 and T2 must be ≥ 1, got T1 = {self.T1}, T2 = {self.T2}")
+        if self.eval_T1 is not None and self.eval_T1 < 1:
+            raise ConfigError(f"{where}.eval_T1: must be ≥ 1, got {self.eval_T1}")
+        if self.tol is not None and not self.tol > 0:
+            raise ConfigError(f"{where}.tol: must be > 0 (or null for fixed T1 / T2), got {self.tol}")
         if self.name == "ep" and not self.beta > 0:
             raise ConfigError(f"{where}.beta: must be > 0 for the {self.estimator} estimator "
                               f"(the estimator sets the signs of the nudged phases), got {self.beta}")
@@ -68,7 +74,8 @@ class SpikingConfig:
     window: int | None = None             # rate window at the end of each phase; default: last half of the free phase, whole nudged phases
     rule: Literal["rates", "stdp"] = "rates"
     tau_trace: float = 20.0               # STDP trace time constant
-    warm_start: Literal["none", "persistent"] = "none"   # persistent: each example's free phase starts where its last one ended
+    surrogate: Literal["fast_sigmoid", "atan"] = "fast_sigmoid"   # spiking BPTT: snntorch surrogate gradient
+    surrogate_slope: float = 5.0          # its slope, per unit of (v − θ)/θ
 
     def validate(self, where: str = "spiking") -> None:
         for key in ("v_threshold", "tau_mem", "tau_syn"):
@@ -81,7 +88,7 @@ class SpikingConfig:
             raise ConfigError(f"{where}.v_floor: must be ≤ 0 (in units of v_threshold), got {self.v_floor}")
         if self.v_ceiling is not None and self.v_ceiling < 1:
             raise ConfigError(f"{where}.v_ceiling: must be ≥ 1 (in units of v_threshold), got {self.v_ceiling}")
-        for key in ("tau_trace", "tau_nudge"):
+        for key in ("tau_trace", "tau_nudge", "surrogate_slope"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{where}.{key}: must be > 0 steps, got {getattr(self, key)}")
 
@@ -124,6 +131,7 @@ class TrainConfig:
     run_name: str | None = None
     checkpoint_every_minutes: float = 10.0
     checkpoint_every_batches: int = 0     # 0 = only by time and at epoch ends
+    save_epoch_weights: bool = False      # also keep weights-epochNNN.pt (NNN = 000 for the initial weights)
     on_nonfinite: Literal["stop", "skip"] = "stop"
 
     def validate(self, where: str = "train") -> None:
@@ -153,8 +161,6 @@ class Config:
                 f"nudge β(y − s_N) feeds the output back onto itself with slope −β/θ ≤ −1, so the nudged phases "
                 f"oscillate instead of settling; use beta < theta (the paper uses 0.5 with θ = 1)")
         if self.model.kind == "spiking":
-            if self.method.name != "ep":
-                raise ConfigError("method.name: spiking models train with ep (BPTT runs on kind: rate)")
             for i, lc in enumerate(self.model.layers):
                 if lc.type == "conv" and lc.pool == "max":
                     raise ConfigError(
@@ -162,9 +168,9 @@ class Config:
                         f"mismatches spike trains, and NIR has no max pooling); use pool: avg")
             if self.model.unidirectional:
                 raise ConfigError("model.unidirectional: not supported for spiking models yet")
-        elif self.spiking.warm_start != "none":
-            raise ConfigError(f"spiking.warm_start: {self.spiking.warm_start!r} applies to spiking models "
-                              f"(model.kind: spiking); this model is kind {self.model.kind!r}")
+        if self.method.tol is not None and self.model.kind == "spiking" and self.method.name == "ep":
+            raise ConfigError("method.tol: early stopping applies to rate phases (and BPTT's graph-free steps); "
+                              "spiking phases run their full T1 / T2 (their state never stops changing)")
 
 
 def config_from_dict(data: dict, source: str = "config") -> Config:

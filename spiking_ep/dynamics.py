@@ -105,17 +105,22 @@ def _params(net: EPNetwork, cfg: SpikingConfig) -> dict:
         tau_trace=cfg.tau_trace,
         tau_nudge=cfg.tau_nudge,
         theta=theta,
+        # spike traces feed only the STDP rule: skip them (elementwise work on every neuron, every
+        # step) for the rates rule, inference and BPTT
+        traces=cfg.rule == "stdp",
     )
 
 
 def step(net: EPNetwork, x: Tensor, state: SpikingState, *, beta: float = 0.0, y: Tensor | None = None,
          cfg: SpikingConfig | None = None, mode: str = "sync", x_drive: Tensor | None = None,
-         masks: Masks = None, _p: dict | None = None) -> SpikingState:
+         masks: Masks = None, spike_fn=None, _p: dict | None = None) -> SpikingState:
     """One time step of the spiking network; returns the new state (``state`` is not modified).
 
     ``x_drive``: forward_drive_1(x), the constant input current (computed here if not given).
     ``masks``: dropout masks as in ``rate_ref.dynamics`` (one per layer, 0 or 1/(1−p)): a kept
     neuron's spikes count m times in its targets' currents, a dropped neuron gets no current.
+    ``spike_fn``: a surrogate-gradient Heaviside of v − θ (spiking BPTT); default the plain step.
+    Spike traces are updated only for the STDP rule (``cfg.rule``); otherwise they stay as given.
     """
     cfg = cfg or SpikingConfig()
     p = _p or _params(net, cfg)
@@ -140,11 +145,12 @@ def step(net: EPNetwork, x: Tensor, state: SpikingState, *, beta: float = 0.0, y
                 syn_n, current = synapse_step(SynapseState(syn[n]), current, tau_syn=p["tau_syn"])
                 syn[n] = syn_n.i
             if p["tau_mem"] is None:
-                mem, z[n] = if_step(IFState(v[n]), current, **p["neuron"])
+                mem, z[n] = if_step(IFState(v[n]), current, spike_fn=spike_fn, **p["neuron"])
             else:
-                mem, z[n] = lif_step(LIFState(v[n]), current, tau_mem=p["tau_mem"], **p["neuron"])
+                mem, z[n] = lif_step(LIFState(v[n]), current, tau_mem=p["tau_mem"], spike_fn=spike_fn, **p["neuron"])
             v[n] = mem.v
-            tr[n] = trace_step(tr[n], z[n], tau=p["tau_trace"])
+            if p["traces"]:
+                tr[n] = trace_step(tr[n], z[n], tau=p["tau_trace"])
     rate = trace_step(state.rate, z[-1], tau=p["tau_nudge"])
     return SpikingState(tuple(v), tuple(z), tuple(syn), tuple(tr), rate)
 

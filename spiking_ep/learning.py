@@ -37,6 +37,8 @@ is not counted), summed over the batch; ``rates_free`` (the measured free-phase 
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import Tensor
 
@@ -75,6 +77,8 @@ def spiking_ep_gradients(net: EPNetwork, x: Tensor, y: Tensor, *, rule: str | No
     rule = rule or cfg.rule
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if rule != cfg.rule:   # the dynamics keep spike traces only for the STDP rule
+        cfg = dataclasses.replace(cfg, rule=rule)
     if not beta > 0:
         raise ValueError(f"beta must be > 0 (the +β and −β phases are both run), got {beta}")
     if net.cfg.unidirectional:

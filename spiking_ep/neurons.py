@@ -65,13 +65,20 @@ def decay(tau: float | None) -> float:
 
 
 def _fire(v: Tensor, v_threshold: float, v_floor: float | None, v_ceiling: float | None,
-          reset: str) -> tuple[Tensor, Tensor]:
+          reset: str, spike_fn=None) -> tuple[Tensor, Tensor]:
     # Shared by IF and LIF once the charge is integrated: threshold, reset, bounds.
-    z = (v > v_threshold).to(v.dtype)
+    if spike_fn is None:
+        z = (v > v_threshold).to(v.dtype)
+        zr = z
+    else:
+        # a surrogate-gradient Heaviside (spiking BPTT): same spikes forward, a smooth derivative
+        # backward; the reset does not carry gradient (the usual choice, as in snnTorch)
+        z = spike_fn(v - v_threshold).to(v.dtype)
+        zr = z.detach()
     if reset == "subtract":
-        v = v - v_threshold * z
+        v = v - v_threshold * zr
     elif reset == "zero":
-        v = v * (1.0 - z)
+        v = v * (1.0 - zr)
     else:
         raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
     if v_floor is not None or v_ceiling is not None:
@@ -80,23 +87,25 @@ def _fire(v: Tensor, v_threshold: float, v_floor: float | None, v_ceiling: float
 
 
 def if_step(state: IFState, current: Tensor, *, v_threshold: float = 1.0, v_floor: float | None = None,
-            v_ceiling: float | None = None, reset: str = "subtract") -> tuple[IFState, Tensor]:
+            v_ceiling: float | None = None, reset: str = "subtract", spike_fn=None) -> tuple[IFState, Tensor]:
     """One IF step: v ← v + I; z = H(v − θ); v ← v − θz; v ← clamp(v, v_floor, v_ceiling).
 
     ``current``: I_t, shaped like ``state.v``. Returns ``(new_state, spikes)`` with spikes in {0, 1}
-    (same dtype as v). Units: charge per step in units of the threshold's.
+    (same dtype as v). Units: charge per step in units of the threshold's. ``spike_fn``, if given,
+    replaces H: it receives v − θ and returns spikes (a surrogate-gradient function for BPTT).
     """
-    return _wrap(IFState, _fire(state.v + current, v_threshold, v_floor, v_ceiling, reset))
+    return _wrap(IFState, _fire(state.v + current, v_threshold, v_floor, v_ceiling, reset, spike_fn))
 
 
 def lif_step(state: LIFState, current: Tensor, *, tau_mem: float, v_threshold: float = 1.0,
              v_floor: float | None = None, v_ceiling: float | None = None,
-             reset: str = "subtract") -> tuple[LIFState, Tensor]:
+             reset: str = "subtract", spike_fn=None) -> tuple[LIFState, Tensor]:
     """One LIF step: v ← v·exp(−1/τ_mem) + I; then spike, reset and bounds as :func:`if_step`.
 
     ``tau_mem`` in steps (``None`` gives the IF neuron). Returns ``(new_state, spikes)``.
     """
-    return _wrap(LIFState, _fire(state.v * decay(tau_mem) + current, v_threshold, v_floor, v_ceiling, reset))
+    return _wrap(LIFState, _fire(state.v * decay(tau_mem) + current, v_threshold, v_floor, v_ceiling, reset,
+                                 spike_fn))
 
 
 def _wrap(cls, vz):

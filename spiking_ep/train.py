@@ -18,16 +18,12 @@ import csv
 import io
 import json
 import math
-import os
-import platform
 import signal
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -37,10 +33,12 @@ from rate_ref.config import ConfigError
 from . import data as D
 from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_file
 from .config import Config, dump_config
+from .gradients import Divergence, batch_stats, check_states, compute_gradients, first_nonfinite
+from .inference import evaluate, infer
+from .runinfo import command_line, git_commit, hardware, machine_load, now, versions
 
-
-class Divergence(RuntimeError):
-    """NaN/Inf in states, gradients or weights; the message names the layer, step and phase."""
+__all__ = ["Divergence", "Interrupted", "train", "evaluate", "infer", "compute_gradients", "check_states",
+           "load_data", "normalisation", "resolve_device", "versions", "command_line", "git_commit", "hardware"]
 
 
 class Interrupted(RuntimeError):
@@ -96,148 +94,6 @@ def make_optimizer(net, cfg: Config):
     if oc.scheduler == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=oc.T_max or cfg.train.epochs, eta_min=oc.eta_min)
     return opt, sched
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
-    try:
-        from importlib.metadata import version
-        out["spiking-ep"] = version("spiking-ep")
-    except Exception:
-        pass
-    return out
-
-
-def command_line() -> str:
-    """The command that started this process, with the console-script path shortened."""
-    import shlex
-    if Path(sys.argv[0]).name in ("spiking-ep", "cli.py", "__main__.py"):
-        return "spiking-ep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return " ".join(shlex.quote(a) for a in sys.argv)
-
-
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-    except Exception:
-        return None
-    if commit.returncode != 0:
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def hardware(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
-# --- gradients ---------------------------------------------------------------------------------
-def first_nonfinite(named: dict) -> str | None:
-    for k, v in named.items():
-        if not torch.isfinite(v).all():
-            return k
-    return None
-
-
-def _locate_in_phase(net, x, y, start, *, beta, steps, mode, masks) -> tuple[int, int] | None:
-    # Only called after a phase ended non-finite: replay it step by step to name the first bad step.
-    state = net.zero_state(x) if start is None else start
-    with torch.no_grad():
-        x_drive = net.layers[0].forward_drive(x)
-        for t in range(1, steps + 1):
-            state = R.step(net, x, state, beta=beta, y=y, mode=mode, masks=masks, x_drive=x_drive)
-            for n, s in enumerate(state):
-                if not torch.isfinite(s).all():
-                    return n + 1, t
-    return None
-
-
-def check_states(net, x, y, cfg: Config, states: dict, masks, where: str) -> None:
-    """Raise :class:`Divergence` naming the phase, layer and first step where a state went non-finite."""
-    m = cfg.method
-    for phase in ("free", "plus", "minus"):
-        st = states.get(phase)
-        if st is None or all(torch.isfinite(s).all() for s in st):
-            continue
-        beta = {"free": 0.0, "plus": states.get("beta", m.beta), "minus": -m.beta}[phase]
-        layer = next(n + 1 for n, s in enumerate(st) if not torch.isfinite(s).all())
-        step_txt = "in the phase"
-        if cfg.model.kind == "rate":
-            start = None if phase == "free" else states["free"]
-            hit = _locate_in_phase(net, x, y, start, beta=beta, steps=m.T1 if phase == "free" else m.T2,
-                                   mode=m.mode, masks=masks)
-            if hit is not None:
-                layer, t = hit
-                step_txt = f"at step {t}"
-        name = {"free": "free", "plus": f"nudged (beta={beta:+g})", "minus": f"nudged (beta={beta:+g})"}[phase]
-        raise Divergence(f"non-finite state in layer {layer} {step_txt} of the {name} phase ({where})")
-
-
-def compute_gradients(net, x, y, cfg: Config, gen: torch.Generator, masks, start=None) -> tuple[dict, tuple, dict]:
-    """(grads keyed like named_parameters, state used for train predictions, extra statistics).
-    ``start``: the spiking free phase's start state (warm start; default zeros)."""
-    m = cfg.method
-    if cfg.model.kind == "spiking":
-        from .learning import spiking_ep_gradients
-        sc = cfg.spiking
-        grads, stats = spiking_ep_gradients(net, x, y, rule=sc.rule, beta=m.beta, T1=m.T1, T2=m.T2,
-                                            window=sc.window, cfg=sc, mode=m.mode, generator=gen,
-                                            state=start, masks=masks)
-        return grads, stats["rates_free"], stats
-    if m.name == "bptt":
-        grads, st = R.bptt_gradients(net, x, y, T1=m.T1, K=m.bptt_K, mode=m.mode, masks=masks, return_states=True)
-        return grads, st["free"], {"states": {"free": st["free"]}}
-    grads, st = R.ep_gradients(net, x, y, estimator=m.estimator, beta=m.beta, T1=m.T1, T2=m.T2, mode=m.mode,
-                               masks=masks, rule=m.vf_rule, generator=gen, return_states=True)
-    return grads, st["free"], {"states": st}
-
-
-def infer(net, x, cfg: Config, steps: int | None = None) -> tuple[tuple, dict]:
-    """Free phase for inference: (rate fixed point or measured spiking rates, spiking statistics)."""
-    m = cfg.method
-    steps = steps or m.inference_T1
-    with torch.no_grad():
-        if cfg.model.kind == "spiking":
-            from .dynamics import relax_spiking
-            from .learning import default_windows
-            window = default_windows(steps, m.T2, cfg.spiking.window)[0]
-            rates, _, stats = relax_spiking(net, x, steps=steps, window=window, cfg=cfg.spiking, mode=m.mode)
-            return rates, stats
-        return R.relax(net, x, steps=steps, mode=m.mode), {}
-
-
-def evaluate(net, ds_x, ds_y, cfg: Config, device, dtype, mean, std, *, desc="test", steps: int | None = None) -> dict:
-    """Error (fraction) and mean loss of the free phase over a whole split; for spiking models also
-    spikes per neuron per step and synaptic operations per sample (see ``spiking_ep.learning``)."""
-    bs = cfg.train.eval_batch_size
-    wrong, loss_sum, n, spikes, synops, neuron_steps = 0, 0.0, 0, 0.0, 0.0, 0.0
-    for i in tqdm(range(0, len(ds_x), bs), desc=desc, leave=False, disable=None):
-        x = D.normalize(ds_x[i:i + bs], mean, std, dtype=dtype).to(device)
-        y = ds_y[i:i + bs].to(device)
-        state, stats = infer(net, x, cfg, steps)
-        wrong += (R.predict(net, state).argmax(1) != y).sum().item()
-        loss_sum += R.loss(net, state, y).item() * len(y)
-        n += len(y)
-        if stats:
-            spikes += stats["spikes"]
-            synops += stats["synops"]
-            neuron_steps += stats["neurons"] * stats["steps"] * len(y)
-    out = {"error": wrong / n, "loss": loss_sum / n}
-    if neuron_steps:
-        out.update(spikes_per_neuron_step=spikes / neuron_steps, synops_per_sample=synops / n)
-    return out
 
 
 def fb_angles(net) -> dict:
@@ -330,9 +186,10 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     opt, sched = make_optimizer(net, cfg)
 
     particles = None
-    if cfg.model.kind == "spiking" and cfg.spiking.warm_start == "persistent":
+    if cfg.method.warm_start == "persistent":
         from .warm_start import Particles, describe
-        particles = Particles(net, len(ds.train_x), synapses=cfg.spiking.tau_syn is not None)
+        particles = Particles(net, len(ds.train_x), kind=cfg.model.kind,
+                              synapses=cfg.model.kind == "spiking" and cfg.spiking.tau_syn is not None)
         log(describe(particles))
 
     order_gen = torch.Generator().manual_seed(tc.seed + 1)
@@ -359,12 +216,14 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     else:
         run_dir.mkdir(parents=True, exist_ok=False)
         atomic_write_text(dump_config(cfg), run_dir / "config.yaml")
+        if tc.save_epoch_weights:
+            atomic_save(net.state_dict(), run_dir / "weights-epoch000.pt")
 
     summary = {
         "command": command_line(), "config": config_path, "seed": tc.seed, "versions": versions(),
         "device": str(device), "hardware": hardware(device), "dtype": tc.dtype, "git_commit": git_commit(),
         "data_source": ds.source, "n_train": len(ds.train_x), "n_test": len(ds.test_x),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started": now(), "machine_at_start": machine_load(),
         "model": str(net), "n_parameters": sum(p.numel() for p in net.parameters()),
     }
     if ckpt is None and fb_angles(net):
@@ -409,7 +268,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                 bad = None
                 try:
                     if "states" in extra:
-                        check_states(net, x, y, cfg, extra["states"], masks, where)
+                        check_states(net, x, y, cfg, extra["states"], masks, where, start)
                     k = first_nonfinite(grads)
                     if k is not None:
                         raise Divergence(f"non-finite gradient for parameter '{k}' ({where})")
@@ -436,7 +295,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                         acc["wrong"] += (R.predict(net, state).argmax(1) != y).sum().item()
                         acc["loss"] += R.loss(net, state, y).item() * len(y)
                     acc["seen"] += len(y)
-                    for key, v in _batch_stats(extra, len(y)).items():
+                    for key, v in batch_stats(extra, len(y)).items():
                         acc["extra"][key] = acc["extra"].get(key, 0.0) + v * len(y)
                 batch_pos = b + 1
                 bar.set_postfix(err=f"{acc['wrong'] / max(acc['seen'], 1):.3f}")
@@ -457,7 +316,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                    "train_error": acc["wrong"] / max(acc["seen"], 1), "train_loss": acc["loss"] / max(acc["seen"], 1),
                    "test_error": test["error"], "test_loss": test["loss"],
                    "lr": opt.param_groups[0]["lr"], "seconds": round(acc["seconds"], 3),
-                   "skipped_batches": acc["skipped"]}
+                   "skipped_batches": acc["skipped"], "torch_threads": torch.get_num_threads(),
+                   "load_avg_1m": (machine_load()["load_avg"] or [float("nan")])[0]}
             row.update({k: v / max(acc["seen"], 1) for k, v in acc["extra"].items()})
             row.update(fb_angles(net))
             rows.append(row)
@@ -466,6 +326,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
             epoch, batch_pos, perm, acc = epoch + 1, 0, None, None
             _write_metrics(run_dir, rows)
             save(epoch, 0, None, None)
+            if tc.save_epoch_weights:
+                atomic_save(net.state_dict(), run_dir / f"weights-epoch{epoch:03d}.pt")
             last_ckpt = time.time()
             log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
                 f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
@@ -473,20 +335,10 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                 raise Interrupted(sig.received, run_dir)
 
     summary.update({
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished": now(), "machine_at_end": machine_load(),
         "epochs": len(rows), "seconds_total": round(elapsed_before + time.time() - t_start, 1),
         "final_test_error": rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in rows),
         "final_train_error": rows[-1]["train_error"], "run_dir": str(run_dir),
     })
     atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
     return summary
-
-
-def _batch_stats(extra: dict, batch: int) -> dict:
-    """Per-batch scalars worth logging (spiking: spikes per neuron per step per phase, synaptic ops)."""
-    out = {}
-    for phase, v in (extra.get("spikes_per_neuron_step") or {}).items():
-        out[f"spikes_per_neuron_step_{phase}"] = float(v)
-    if "synops" in extra:
-        out["synops_per_sample"] = float(extra["synops"]) / batch
-    return out

@@ -65,13 +65,13 @@ def test_one_mask_is_shared_by_the_free_and_both_nudged_phases(monkeypatch):
     net, x, y = net_with_dropout()
     masks = R.draw_masks(net, x.shape[0], generator=torch.Generator().manual_seed(3), dtype=x.dtype)
     seen = []
-    real = E.relax
+    real = E.settle
 
     def spy(*a, **k):
         seen.append((k.get("beta", 0.0), k.get("masks")))
         return real(*a, **k)
 
-    monkeypatch.setattr(E, "relax", spy)
+    monkeypatch.setattr(E, "settle", spy)
     _, st = R.ep_gradients(net, x, y, beta=0.5, T1=40, T2=10, masks=masks, return_states=True)
     assert sorted(b for b, _ in seen) == [-0.5, 0.0, 0.5]
     assert all(m is masks for _, m in seen)                 # the very same mask object, three phases
@@ -110,9 +110,10 @@ def _cfg(tmp_path, *extra):
 @pytest.mark.parametrize("method", ["ep", "bptt"])
 def test_training_draws_one_mask_per_batch_and_evaluation_uses_none(tmp_path, monkeypatch, method):
     import rate_ref.bptt as BP
+    import rate_ref.dynamics as D
     cfg = _cfg(tmp_path, f"method.name={method}")
     draws, grad_calls, relax_calls, phase = [], [], [], ["train"]
-    real_draw, real_grads, real_relax, real_evaluate = R.draw_masks, T.compute_gradients, R.relax, T.evaluate
+    real_draw, real_grads, real_relax, real_evaluate = R.draw_masks, T.compute_gradients, D.settle, T.evaluate
 
     def draw(*a, **k):
         assert phase[0] == "train", "a mask was drawn outside a training batch"
@@ -137,8 +138,8 @@ def test_training_draws_one_mask_per_batch_and_evaluation_uses_none(tmp_path, mo
     monkeypatch.setattr(R, "draw_masks", draw)
     monkeypatch.setattr(T, "compute_gradients", grads)
     monkeypatch.setattr(T, "evaluate", evaluate)
-    for mod in (R, E, BP):
-        monkeypatch.setattr(mod, "relax", relax)
+    for mod in (D, E, BP):   # every relaxation goes through settle (relax calls it too)
+        monkeypatch.setattr(mod, "settle", relax)
     T.train(cfg, log=lambda *a: None)
 
     n_batches = 200 // 50

@@ -31,7 +31,8 @@ def cfg_for(tmp_path, *extra, train_subset=1500, epochs=2):
 
 def metrics(run_dir):
     with open(Path(run_dir) / "metrics.csv") as f:
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+        # timings and machine load differ between runs; everything else must not
+        return [{k: v for k, v in r.items() if k not in ("seconds", "load_avg_1m")} for r in csv.DictReader(f)]
 
 
 def weights(run_dir):

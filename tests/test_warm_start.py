@@ -59,7 +59,7 @@ SPIKING_SMALL = SMALL + ["model.kind=spiking", "method.T1=12", "method.T2=8", "s
 def test_training_with_warm_starts_resumes_with_the_same_states(tmp_path):
     def cfg(name, epochs, warm="persistent"):
         return load_config(None, SPIKING_SMALL + [f"train.epochs={epochs}", f"train.out_dir={tmp_path}",
-                                                  f"train.run_name={name}", f"spiking.warm_start={warm}"])
+                                                  f"train.run_name={name}", f"method.warm_start={warm}"])
     quiet = dict(log=lambda *a: None)
     ref = T.train(cfg("ref", 2), **quiet)
     assert ref["final_test_error"] < 0.5
@@ -80,6 +80,47 @@ def test_training_with_warm_starts_resumes_with_the_same_states(tmp_path):
     assert cold["epochs"] == 2
 
 
-def test_warm_start_is_refused_for_rate_models():
-    with pytest.raises(ConfigError, match="spiking.warm_start"):
-        load_config(None, ["spiking.warm_start=persistent"])
+def test_rate_particles_store_and_return_rate_states():
+    net, x, _ = make_spiking("conv", batch=6)
+    p = Particles(net, 10, kind="rate")
+    idx = torch.tensor([7, 2, 9, 0, 4, 5])
+    assert all(t.abs().sum() == 0 and t.dtype == x.dtype for t in p.start_state(idx, x))
+    s = R.relax(net, x, steps=30)
+    p.store(idx, s)
+    for a, b in zip(p.start_state(idx, x), s):
+        assert torch.allclose(a, b, atol=1e-3)      # float16 storage of values in [0, 1]
+    assert p.state_dict().keys() == {"s"} and p.nbytes == 2 * 10 * sum(t[0].numel() for t in s)
+
+
+def test_rate_warm_start_with_early_stopping_settles_in_fewer_steps():
+    # the second visit of an example starts next to its fixed point: far fewer steps to the same tolerance
+    net, x, y = make_spiking("conv", batch=8)
+    _, cold = R.ep_gradients(net, x, y, beta=0.5, T1=400, T2=100, tol=1e-4, return_states=True)
+    _, warm = R.ep_gradients(net, x, y, beta=0.5, T1=400, T2=100, tol=1e-4, state=cold["free"],
+                             return_states=True)
+    assert warm["steps"]["free"] < 0.2 * cold["steps"]["free"], (warm["steps"], cold["steps"])
+    for a, b in zip(warm["free"], cold["free"]):
+        assert (a - b).abs().max() < 1e-3
+
+
+def test_rate_training_with_warm_starts_and_tol_logs_steps_and_resumes(tmp_path):
+    # two hidden layers: with one, the free phase is feed-forward and settles in two steps anyway
+    base = SMALL + ["model.layers=[{type: dense, features: 64}, {type: dense, features: 32}]", "optim.lrs=[0.05, 0.05, 0.02]",
+                    "method.warm_start=persistent", "method.tol=1e-3", "method.T1=40", "method.T2=20", "optim.scheduler=none",
+                    "data.train_subset=600", "data.test_subset=200", f"train.out_dir={tmp_path}"]
+    quiet = dict(log=lambda *a: None)
+    T.train(load_config(None, base + ["train.epochs=2", "train.run_name=ref"]), **quiet)
+    rows = metrics(tmp_path / "ref")
+    assert {"steps_free", "steps_plus", "steps_minus"} <= rows[0].keys()
+    assert all(1 <= float(r[k]) < lim for r in rows for k, lim in (("steps_free", 40), ("steps_plus", 20)))
+    ck = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    assert ck["particles"]["s"][0].shape[0] == 600 and ck["particles"]["s"][0].abs().sum() > 0
+    T.train(load_config(None, base + ["train.epochs=1", "train.run_name=res"]), **quiet)
+    T.train(load_config(None, base + ["train.epochs=2", "train.run_name=res"]), resume=tmp_path / "res", **quiet)
+    assert metrics(tmp_path / "res") == rows
+    assert_same_weights(tmp_path / "res", tmp_path / "ref")
+
+
+def test_tol_is_refused_for_spiking_ep_phases():
+    with pytest.raises(ConfigError, match="method.tol"):
+        load_config(None, ["model.kind=spiking", "method.tol=1e-3"])

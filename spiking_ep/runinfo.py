@@ -1,0 +1,97 @@
+"""Where and how a number was made: versions, command, git commit, hardware, threads, machine load.
+
+Every run folder's summary, every report and every benchmark records these next to its numbers.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def versions() -> dict:
+    out = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    try:
+        from importlib.metadata import version
+        out["spiking-ep"] = version("spiking-ep")
+    except Exception:
+        pass
+    return out
+
+
+def command_line() -> str:
+    """The command that started this process, with the console-script path shortened."""
+    import shlex
+    if Path(sys.argv[0]).name in ("spiking-ep", "cli.py", "__main__.py"):
+        return "spiking-ep " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except Exception:
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+def machine_load() -> dict:
+    """Torch threads, cores and the 1/5/15-minute load averages (runnable processes) of this machine.
+
+    A timing means little without them: on 2 cores, a second busy process halves the speed.
+    """
+    out = {"torch_threads": torch.get_num_threads(), "cores": os.cpu_count()}
+    try:
+        out["load_avg"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        out["load_avg"] = None
+    return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def provenance(device: torch.device | str = "cpu") -> dict:
+    """All of the above in one dict (for results JSON / markdown footers)."""
+    device = torch.device(device)
+    return {"command": command_line(), "git_commit": git_commit(), "hardware": hardware(device),
+            "device": str(device), "versions": versions(), **machine_load(), "date": now()}
+
+
+def provenance_line(p: dict) -> str:
+    """One markdown line from :func:`provenance`, flagging a dirty tree."""
+    v = p.get("versions", {})
+    commit = p.get("git_commit") or "unknown"
+    if commit.endswith("+dirty"):
+        commit += " (**uncommitted changes: not reproducible from the commit alone**)"
+    load = p.get("load_avg")
+    return (f"Command: `{p.get('command')}`; hardware: {p.get('hardware')} ({p.get('device')}); "
+            f"{p.get('torch_threads')} torch threads, load average {load} on {p.get('cores')} cores; "
+            f"python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
+            f"git {commit}; {p.get('date')}")
