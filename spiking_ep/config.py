@@ -6,6 +6,7 @@
     optim:   SGD with momentum, per-layer learning rates, weight decay, cosine schedule
     data:    dataset, location, subsets, augmentation
     train:   epochs, batch size, seed, device, checkpointing, output folder
+    compare: the arms of ``spiking-ep compare`` and what its gap report measures
 
 ``load_config(path, overrides)`` reads a YAML file and applies ``key.path=value`` overrides
 (values parsed as YAML, list items addressed by index: ``model.layers.0.channels=64``).
@@ -139,6 +140,58 @@ class TrainConfig:
             raise ConfigError(f"{where}: epochs, batch_size and eval_batch_size must be ≥ 1")
 
 
+ARMS = ("rate_ep", "bptt", "spiking_rates", "spiking_stdp", "spiking_bptt")
+Arm = Literal["rate_ep", "bptt", "spiking_rates", "spiking_stdp", "spiking_bptt"]
+
+
+@dataclass(frozen=True)
+class ArmOverride:
+    """Extra ``key.path=value`` settings for one arm of a comparison (e.g. a longer T1 for one arm)."""
+    arm: Arm
+    set: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """``spiking-ep compare``: the arms trained on the config's network, data and budget.
+
+    The ``method`` section is the rate-EP arm (β, T1, T2, mode, tol, warm start, eval_T1); BPTT uses
+    the same T1 and K = method.K (default T2). The spiking arms (EP with the ``rates`` / ``stdp``
+    rule, surrogate-gradient BPTT) use ``spiking_T1`` / ``spiking_T2`` / ``spiking_eval_T1``
+    (default: method's) and the ``spiking`` section; spiking BPTT backpropagates through the last
+    ``spiking_bptt_K`` steps (default: the last half of the free phase, the window inference reads).
+    """
+    arms: tuple[Arm, ...] = ARMS
+    spiking_T1: int | None = None
+    spiking_T2: int | None = None
+    spiking_eval_T1: int | None = None
+    spiking_bptt_K: int | None = None
+    overrides: tuple[ArmOverride, ...] = ()
+    grad_batches: int = 2                 # fixed training batches for the gradient agreement
+    grad_batch_size: int = 64
+    grad_epochs: tuple[int, ...] | None = None   # rate-EP snapshots to compare at; default: init, middle, end
+    fixed_point_T1: tuple[int, ...] = (10, 20, 40, 80, 160)
+    fixed_point_images: int = 256
+    conversion_steps: tuple[int, ...] = (10, 20, 40, 80)
+    conversion_test_subset: int | None = 2000     # test images for the conversion sweeps (None: all)
+
+    def validate(self, where: str = "compare") -> None:
+        if not self.arms or len(set(self.arms)) != len(self.arms):
+            raise ConfigError(f"{where}.arms: a non-empty list of distinct arms from {list(ARMS)}, got {list(self.arms)}")
+        for key in ("spiking_T1", "spiking_T2", "spiking_eval_T1", "spiking_bptt_K", "conversion_test_subset"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"{where}.{key}: must be ≥ 1 (or null), got {v}")
+        for key in ("grad_batches", "grad_batch_size", "fixed_point_images"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{where}.{key}: must be ≥ 1, got {getattr(self, key)}")
+        for key in ("fixed_point_T1", "conversion_steps"):
+            if not getattr(self, key) or any(t < 1 for t in getattr(self, key)):
+                raise ConfigError(f"{where}.{key}: a non-empty list of step counts ≥ 1, got {list(getattr(self, key))}")
+        if self.grad_epochs is not None and any(e < 0 for e in self.grad_epochs):
+            raise ConfigError(f"{where}.grad_epochs: epochs ≥ 0 (0 = the initial weights), got {list(self.grad_epochs)}")
+
+
 @dataclass(frozen=True)
 class Config:
     model: ModelConfig
@@ -147,6 +200,7 @@ class Config:
     spiking: SpikingConfig = field(default_factory=SpikingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     def validate(self, where: str = "") -> None:
         n_groups = len(self.model.layers) + (1 if self.model.loss == "cross_entropy" else 0)

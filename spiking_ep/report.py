@@ -71,14 +71,45 @@ def markdown(runs: list[dict], title: str) -> str:
         lines += [f"**{r['name']}** (test error % by epoch): " +
                   ", ".join(f"{100 * x['test_error']:.2f}" for x in r["rows"]), ""]
     lines += ["## How these numbers were made", ""]
-    for r in runs:
-        s = r["summary"]
-        v = s.get("versions", {})
-        lines += [f"- **{r['name']}**: `{s.get('command', '?')}`; data: {s.get('data_source')} "
-                  f"({s.get('n_train')} train / {s.get('n_test')} test); hardware: {s.get('hardware')} ({s.get('device')}); "
-                  f"python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
-                  f"git {s.get('git_commit')}; {s.get('started')} → {s.get('finished')}"]
+    lines += [run_footer(r) for r in runs]
     return "\n".join(lines) + "\n"
+
+
+def run_footer(r: dict) -> str:
+    """One markdown bullet: the run's command, data, hardware, threads and load, versions, commit, dates.
+    A commit with uncommitted changes is flagged."""
+    s = r["summary"]
+    v = s.get("versions", {})
+    commit = s.get("git_commit") or "unknown"
+    if commit.endswith("+dirty"):
+        commit += " (**run from a tree with uncommitted changes**)"
+    load = ""
+    if s.get("machine_at_start"):
+        a, e = s["machine_at_start"], s.get("machine_at_end") or {}
+        load = (f"; {a.get('torch_threads')} torch threads, load average {a.get('load_avg')} at start, "
+                f"{e.get('load_avg')} at end ({a.get('cores')} cores)")
+    return (f"- **{r['name']}**: `{s.get('command', '?')}`; data: {s.get('data_source')} "
+            f"({s.get('n_train')} train / {s.get('n_test')} test); hardware: {s.get('hardware')} ({s.get('device')})"
+            f"{load}; python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
+            f"git {commit}; {s.get('started')} → {s.get('finished')}")
+
+
+def collect_raw(run_dirs, dest: str | Path) -> list[Path]:
+    """Copy each run's config.yaml, metrics.csv and summary.json (never weights or checkpoints) into
+    ``dest/<run name>/``, so that a results folder holds the raw data its tables are made from."""
+    import shutil
+    out = []
+    for d in map(Path, run_dirs):
+        target = Path(dest) / d.name
+        target.mkdir(parents=True, exist_ok=True)
+        for name in RAW_FILES:
+            if (d / name).is_file():
+                shutil.copyfile(d / name, target / name)
+        out.append(target)
+    return out
+
+
+RAW_FILES = ("config.yaml", "metrics.csv", "summary.json")
 
 
 def _fmt(v) -> str:
