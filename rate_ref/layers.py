@@ -78,6 +78,10 @@ class Dense(nn.Module):
         """Φ_n per sample, shape ``(N,)``."""
         return (s * self.forward_drive(s_prev)).sum(1)
 
+    def weight_corr(self, pre: Tensor, post: Tensor) -> Tensor:
+        """∂/∂W Σ_batch post · (W pre) = postᵀ pre, shape of W: the correlation ∂Φ_n/∂W computes."""
+        return post.flatten(1).t() @ pre.flatten(1)
+
     def extra_repr(self) -> str:
         return f"{math.prod(self.in_shape)} → {self.out_shape[0]}" + (", unidirectional" if self.B is not None else "")
 
@@ -146,10 +150,27 @@ class ConvPool(nn.Module):
         return 0.25 * (F.pad(w, (0, 1, 0, 1)) + F.pad(w, (1, 0, 0, 1))
                        + F.pad(w, (0, 1, 1, 0)) + F.pad(w, (1, 0, 1, 0)))
 
+    def _strided_kernel(self, w: Tensor) -> Tensor:
+        """:meth:`_avg_kernel` of ``w``, computed once per weight update when no graph is needed.
+
+        Without autograd (EP phases, spiking steps, inference) the kernel is cached until the
+        weight changes (its version counter moves with every in-place update: optimizer steps,
+        ``load_state_dict``), and stored channels-last, the layout oneDNN convolutions use.
+        """
+        if torch.is_grad_enabled() and w.requires_grad:
+            return self._avg_kernel(w)
+        key = (w.data_ptr(), w._version, w.dtype, w.device, tuple(w.shape))
+        cache = self.__dict__.get("_kernel_cache", {})
+        if cache.get(id(w), (None,))[0] != key:
+            k = self._avg_kernel(w.detach()).contiguous(memory_format=torch.channels_last)
+            cache[id(w)] = (key, k)
+            self.__dict__["_kernel_cache"] = cache
+        return cache[id(w)][1]
+
     def drive_with(self, s_prev: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         """P(weight ⋆ s_{n-1} + bias), shape ``(N, *out_shape)``."""
         if self.pool == "avg":
-            return F.conv2d(s_prev, self._avg_kernel(weight), bias, stride=2, padding=self.padding)
+            return F.conv2d(s_prev, self._strided_kernel(weight), bias, stride=2, padding=self.padding)
         return self._pool(F.conv2d(s_prev, weight, bias, padding=self.padding))[0]
 
     def forward_drive(self, s_prev: Tensor) -> Tensor:
@@ -162,7 +183,7 @@ class ConvPool(nn.Module):
     def _feedback(self, s: Tensor, w: Tensor, idx: Tensor | None) -> Tensor:
         """(P ∘ w⋆)ᵀ s_n: unpool then transpose-convolve (avg: one strided transposed convolution)."""
         if self.pool == "avg":
-            return F.conv_transpose2d(s, self._avg_kernel(w), stride=2, padding=self.padding)
+            return F.conv_transpose2d(s, self._strided_kernel(w), stride=2, padding=self.padding)
         return self._transpose(self._unpool(s, idx), w)
 
     def feedback_drive(self, s: Tensor, s_prev: Tensor | None = None) -> Tensor:
@@ -184,6 +205,22 @@ class ConvPool(nn.Module):
     def phi(self, s_prev: Tensor, s: Tensor) -> Tensor:
         """Φ_n per sample, shape ``(N,)``."""
         return (s * self.forward_drive(s_prev)).flatten(1).sum(1)
+
+    def weight_corr(self, pre: Tensor, post: Tensor) -> Tensor:
+        """∂/∂W Σ_batch post • P(W ⋆ pre) (no bias), shape of W: the correlation ∂Φ_n/∂W computes.
+
+        Average pooling: the weight gradient of the stride-2 (k+1)×(k+1) convolution, mapped back
+        through the adjoint of w ↦ w̄ (:meth:`_avg_kernel`): ∂/∂w_ij = ¼ Σ_{a,b∈{0,1}} ∂/∂w̄_{i+a,j+b}.
+        A quarter of the multiply-adds of unpooling, then a full-resolution weight gradient.
+        """
+        if self.pool == "avg":
+            k = self.kernel
+            g = torch.nn.grad.conv2d_weight(pre, (post.shape[1], pre.shape[1], k + 1, k + 1), post,
+                                            stride=2, padding=self.padding)
+            return 0.25 * (g[..., :k, :k] + g[..., 1:, :k] + g[..., :k, 1:] + g[..., 1:, 1:])
+        if self.pool == "max":
+            raise ValueError("weight_corr needs the argmax of a max-pooled layer; use autograd of Φ instead")
+        return torch.nn.grad.conv2d_weight(pre, self.weight.shape, post, padding=self.padding)
 
     def extra_repr(self) -> str:
         c, h, w = self.in_shape

@@ -106,8 +106,9 @@ class EPNetwork(nn.Module):
         return [layer.out_shape for layer in self.layers]
 
     def zero_state(self, x: Tensor) -> State:
-        """All-zero state for a batch ``x``; device and dtype follow ``x``."""
-        return tuple(x.new_zeros((x.shape[0], *s)) for s in self.state_shapes)
+        """All-zero state for a batch ``x``; device, dtype and memory format (channels_last) follow ``x``."""
+        fmt = memory_format(x)
+        return tuple(in_format(x.new_zeros((x.shape[0], *s)), fmt) for s in self.state_shapes)
 
     def check_input(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != self.input_shape:
@@ -146,6 +147,23 @@ class EPNetwork(nn.Module):
         if beta != 0.0:
             total = total - beta * self.loss_per_sample(state, y)
         return total
+
+
+def memory_format(x: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` if the image batch ``x`` is stored channels-last, else contiguous.
+
+    Convolutions on channels-last (NHWC) tensors run about twice as fast on x86 CPUs (oneDNN) and
+    on GPUs; states created for a channels-last input are channels-last too, and elementwise
+    neuron updates keep the format, so no layout conversion happens inside the step loop.
+    """
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def in_format(t: Tensor, fmt: torch.memory_format) -> Tensor:
+    """``t`` in memory format ``fmt`` if it is a 4-D (N, C, H, W) tensor; other tensors unchanged."""
+    return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
 
 
 def build_network(model_cfg: ModelConfig | dict) -> EPNetwork:

@@ -1,4 +1,4 @@
-"""Command line: ``spiking-ep train|evaluate|report|gdu``.
+"""Command line: ``spiking-ep train|evaluate|report|gdu|compare``.
 
 Errors that a user can fix (config, data, checkpoint) print one message naming the file or key
 and exit with status 2; divergence exits with 3; SIGINT/SIGTERM checkpoint and exit with 130/143.
@@ -44,6 +44,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="spiking-ep results")
     p.add_argument("--out", help="write the markdown table here")
     p.add_argument("--plot", help="write learning curves (PNG) here")
+
+    p = sub.add_parser("compare", help="train rate EP, spiking EP (rates, stdp), BPTT and spiking BPTT on the same "
+                       "network and data, and report the gaps")
+    _add_config_args(p)
+    p.add_argument("--arms", nargs="+", metavar="ARM", help="arms to train (default: the config's compare.arms; "
+                   "choose from rate_ep bptt spiking_rates spiking_stdp spiking_bptt)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per arm (train.seed, +1, …; default 1)")
+    p.add_argument("--out", metavar="DIR", help="comparison folder: one run folder per arm and seed, and the report "
+                   "(default: <train.out_dir>/compare-<config stem>)")
+    p.add_argument("--runs", nargs="+", metavar="RUN_DIR", help="compare these finished run folders instead of training")
+    p.add_argument("--train-only", action="store_true", help="train (or resume) the arms, write no report "
+                   "(e.g. one process per core, each with its own --arms)")
+    p.add_argument("--report-only", action="store_true", help="report on the finished arms in --out, train nothing")
+    p.add_argument("--no-measure", action="store_true", help="report accuracy and curves only (no gradient, "
+                   "fixed-point, conversion or memory measurements)")
+    p.add_argument("--title", help="report title")
 
     p = sub.add_parser("gdu", help="EP vs BPTT per-step gradient check (paper Fig. 2), untrained or trained")
     _add_config_args(p)
@@ -128,6 +144,24 @@ def _report(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from .compare import run_compare
+    from .config import ARMS
+    cfg = load_config(args.config, args.overrides)
+    if args.arms and any(a not in ARMS for a in args.arms):
+        raise ConfigError(f"--arms: {', '.join(a for a in args.arms if a not in ARMS)} unknown; choose from {', '.join(ARMS)}")
+    if args.train_only and args.report_only:
+        raise ConfigError("--train-only and --report-only exclude each other")
+    out = args.out or str(Path(cfg.train.out_dir) / f"compare-{Path(args.config).stem}")
+    if cfg.train.threads:
+        import torch
+        torch.set_num_threads(cfg.train.threads)
+    run_compare(cfg, out=out, arms=tuple(args.arms) if args.arms else None, seeds=args.seeds, runs=args.runs,
+                train=not args.report_only, report=not args.train_only, measure=not args.no_measure,
+                title=args.title)
+    return 0
+
+
 def _gdu(args) -> int:
     from .gdu import main as gdu_main
     return gdu_main(args)
@@ -138,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .train import Divergence, Interrupted
     try:
-        return {"train": _train, "evaluate": _evaluate, "report": _report, "gdu": _gdu}[args.command](args)
+        return {"train": _train, "evaluate": _evaluate, "report": _report, "gdu": _gdu,
+                "compare": _compare}[args.command](args)
     except (ConfigError, DataError, CheckpointError) as e:
         print(f"spiking-ep: error: {e}", file=sys.stderr)
         return 2

@@ -90,7 +90,7 @@ def check_network(net: EPNetwork) -> None:
 def zero_state(net: EPNetwork, x: Tensor, cfg: SpikingConfig | None = None) -> SpikingState:
     """All-zero state (membranes, spikes, synaptic currents, traces) for the batch ``x``."""
     cfg = cfg or SpikingConfig()
-    z = tuple(x.new_zeros((x.shape[0], *s)) for s in net.state_shapes)
+    z = net.zero_state(x)
     return SpikingState(v=z, spikes=z, syn=z if cfg.tau_syn is not None else (), trace=z, rate=z[-1])
 
 

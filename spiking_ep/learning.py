@@ -153,18 +153,20 @@ class _StdpAccumulator:
     def _flush(self) -> None:
         if not self.buf:
             return
-        k = len(self.buf)
         for i, layer in enumerate(self.net.layers):
-            z_post = torch.cat([s.spikes[i] for s in self.buf])
-            x_post = torch.cat([s.trace[i] for s in self.buf])
             if i == 0:
-                # the input is a constant current: its "spikes" and its trace are x itself
-                z_pre = x_pre = self.x.expand(k, *self.x.shape).reshape(-1, *self.x.shape[1:])
+                # the input is a constant current: its "spikes" and its trace are x itself, so the
+                # correlation of the chunk is that of x with the summed post spikes and traces
+                z_sum = sum(s.spikes[0] for s in self.buf)
+                e_w = 0.5 * _weight_corr(layer, self.x, z_sum + sum(s.trace[0] for s in self.buf))
+                e_b = z_sum.sum(0) if z_sum.dim() == 2 else z_sum.sum((0, 2, 3))
             else:
-                z_pre = torch.cat([s.spikes[i - 1] for s in self.buf])
-                x_pre = torch.cat([s.trace[i - 1] for s in self.buf])
-            e_w = 0.5 * (_weight_corr(layer, x_pre, z_post) + _weight_corr(layer, z_pre, x_post))
-            e_b = z_post.sum(0) if z_post.dim() == 2 else z_post.sum((0, 2, 3))
+                # one correlation for both pairings: [x_pre; z_pre] against [z_post; x_post]
+                post = torch.cat([s.spikes[i] for s in self.buf] + [s.trace[i] for s in self.buf])
+                pre = torch.cat([s.trace[i - 1] for s in self.buf] + [s.spikes[i - 1] for s in self.buf])
+                e_w = 0.5 * _weight_corr(layer, pre, post)
+                z_post = post[:len(post) // 2]
+                e_b = z_post.sum(0) if z_post.dim() == 2 else z_post.sum((0, 2, 3))
             for name, e in ((f"layers.{i}.weight", e_w), (f"layers.{i}.bias", e_b)):
                 self.E[name] = self.E[name] + e if name in self.E else e
         self.buf = []
@@ -194,7 +196,4 @@ class _StdpAccumulator:
 
 def _weight_corr(layer, pre: Tensor, post: Tensor) -> Tensor:
     """∂/∂W of Σ post • P(W ⋆ pre) (no bias): the correlation ∂Φ_n/∂W computes, summed over the batch."""
-    if hasattr(layer, "kernel"):
-        g = layer._unpool(post, None)
-        return torch.nn.grad.conv2d_weight(pre, layer.weight.shape, g, padding=layer.padding)
-    return post.flatten(1).t() @ pre.flatten(1)
+    return layer.weight_corr(pre, post)

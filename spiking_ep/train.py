@@ -319,6 +319,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                    "skipped_batches": acc["skipped"], "torch_threads": torch.get_num_threads(),
                    "load_avg_1m": (machine_load()["load_avg"] or [float("nan")])[0]}
             row.update({k: v / max(acc["seen"], 1) for k, v in acc["extra"].items()})
+            row.update({f"test_{k}": v for k, v in test.items() if k not in ("error", "loss")})
             row.update(fb_angles(net))
             rows.append(row)
             if sched is not None:

@@ -29,7 +29,7 @@ import math
 import torch
 from torch import Tensor
 
-from rate_ref.network import EPNetwork
+from rate_ref.network import EPNetwork, in_format, memory_format
 
 from .checkpoint import CheckpointError
 from .dynamics import SpikingState
@@ -66,11 +66,13 @@ class Particles:
     def start_state(self, idx: Tensor, like: Tensor):
         """The stored states of examples ``idx`` on ``like``'s device and dtype: a tuple of layer
         states (rate) or a :class:`SpikingState` (spiking)."""
+        fmt = memory_format(like)
+
+        def load(ts):
+            return tuple(in_format(t[idx].to(like), fmt) for t in ts)
         if self.kind == "rate":
-            return tuple(t[idx].to(like) for t in self.s)
-        v = tuple(t[idx].to(like) for t in self.v)
-        z = tuple(t[idx].to(like) for t in self.z)
-        syn = tuple(t[idx].to(like) for t in self.syn)
+            return load(self.s)
+        v, z, syn = load(self.v), load(self.z), load(self.syn)
         zeros = tuple(torch.zeros_like(t) for t in v)
         return SpikingState(v=v, spikes=z, syn=syn, trace=zeros, rate=zeros[-1])
 

@@ -1,0 +1,68 @@
+"""``spiking-ep compare``: how far spiking EP is from rate EP and from BPTT, on the same network and data.
+
+One config names the network, data and budget (its ``compare`` section the arms and what to
+measure); :func:`run_compare` trains every arm and seed as an ordinary run folder under ``out``
+(resuming a half-finished comparison, skipping finished arms), or takes existing run folders,
+then writes ``report.json``, ``report.md`` and the plots into ``out``.
+
+Modules: ``arms`` (one config per arm), ``runner`` (train / resume / skip), ``measure``
+(gradient agreement, fixed-point gap, conversion, cost), ``gap`` (report.json's content),
+``render`` (markdown and plots).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rate_ref.config import ConfigError
+
+from ..checkpoint import atomic_write_text
+from ..config import Config
+from .arms import arm_of, read_config, run_name
+
+__all__ = ["run_compare"]
+
+
+def _existing(runs: list[str]) -> dict[tuple[str, int], Path]:
+    out: dict[tuple[str, int], Path] = {}
+    for d in runs:
+        arm = arm_of(read_config(d))
+        seed = sum(1 for a, _ in out if a == arm)
+        for name in ("metrics.csv", "summary.json"):
+            if not (Path(d) / name).is_file():
+                raise ConfigError(f"--runs {d}: no {name} there (is it a finished run folder?)")
+        out[arm, seed] = Path(d)
+    return out
+
+
+def run_compare(cfg: Config, *, out: str | Path, arms: tuple[str, ...] | None = None, seeds: int = 1,
+                runs: list[str] | None = None, train: bool = True, report: bool = True, measure: bool = True,
+                title: str | None = None, log=print) -> dict | None:
+    """Train the arms (unless ``runs`` are given or ``train`` is False), then write the gap report.
+
+    Returns report.json's content (None when ``report`` is False).
+    """
+    out = Path(out)
+    arms = tuple(arms or cfg.compare.arms)
+    if seeds < 1:
+        raise ConfigError(f"--seeds: at least 1, got {seeds}")
+    if runs:
+        run_dirs = _existing(runs)
+    elif train:
+        from .runner import train_arms
+        run_dirs = train_arms(cfg, arms=arms, seeds=seeds, out=out, log=log)
+    else:
+        run_dirs = {(a, s): out / run_name(a, s) for s in range(seeds) for a in arms
+                    if (out / run_name(a, s) / "summary.json").is_file()}
+        if not run_dirs:
+            raise ConfigError(f"{out}: no finished arm folders to report on")
+    if not report:
+        return None
+    from . import gap, render
+    out.mkdir(parents=True, exist_ok=True)
+    rep = gap.build(cfg, run_dirs, out, measure=measure, log=log)
+    atomic_write_text(json.dumps(rep, indent=1) + "\n", out / "report.json")
+    pngs = render.plots(rep, out)
+    atomic_write_text(render.markdown(rep, title or "Spiking EP vs rate EP vs BPTT", pngs), out / "report.md")
+    log(f"report: {out / 'report.md'}")
+    return rep

@@ -1,0 +1,256 @@
+"""The gap report's numbers, from the arms' run folders and their weight snapshots (report.json).
+
+Sections: ``accuracy`` (per arm and seed, with error bars), ``gaps`` (points to rate EP and to
+BPTT), ``gradients`` (agreement over training), ``fixed_point``, ``conversion``, ``cost``,
+``confounds`` and ``provenance``. Measurements on weights are cached as JSON files in
+``OUT/measurements/`` (the raw data of those tables); delete one to measure it again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import rate_ref as R
+
+from .. import data as D
+from ..checkpoint import atomic_write_text, load_weights
+from ..config import Config, config_from_dict
+from ..report import read_run
+from ..runinfo import provenance
+from . import measure as M
+from .arms import DESCRIPTIONS, SPIKING, arm_config, confounds
+
+REFS = ("rate_ep", "bptt")
+
+
+# --- accuracy --------------------------------------------------------------------------------
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an error rate p measured on n independent test images."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else float("nan")
+
+
+def accuracy(runs: dict[tuple[str, int], dict]) -> dict:
+    """Per arm: per-seed final/best test error and final train error; mean and standard error.
+
+    One seed: the binomial standard error of the test error; several: std over seeds / √seeds.
+    """
+    out = {}
+    for arm in dict.fromkeys(a for a, _ in runs):
+        seeds = sorted(s for a, s in runs if a == arm)
+        per = []
+        for s in seeds:
+            r = runs[arm, s]
+            rows, summ = r["rows"], r["summary"]
+            per.append({"seed": summ.get("seed"), "epochs": len(rows), "final_test_error": rows[-1]["test_error"],
+                        "best_test_error": min(x["test_error"] for x in rows),
+                        "final_train_error": rows[-1]["train_error"], "n_test": summ.get("n_test"),
+                        "run": r["name"]})
+        finals = [p["final_test_error"] for p in per]
+        mean = statistics.fmean(finals)
+        if len(finals) == 1:
+            se, how = binomial_se(mean, per[0]["n_test"]), "binomial standard error (one seed)"
+            std = None
+        else:
+            std = statistics.stdev(finals)
+            se, how = std / math.sqrt(len(finals)), f"std over {len(finals)} seeds / √{len(finals)}"
+        out[arm] = {"description": DESCRIPTIONS[arm], "seeds": per, "mean_final_test_error": mean, "std": std,
+                    "se": se, "se_how": how,
+                    "mean_best_test_error": statistics.fmean(p["best_test_error"] for p in per),
+                    "mean_final_train_error": statistics.fmean(p["final_train_error"] for p in per)}
+    return out
+
+
+def gaps(acc: dict) -> list[dict]:
+    """Each arm's gap in percentage points to each reference arm present, ± √(se² + se_ref²)."""
+    rows = []
+    for ref in REFS:
+        if ref not in acc:
+            continue
+        for arm, a in acc.items():
+            if arm == ref:
+                continue
+            b = acc[ref]
+            rows.append({"arm": arm, "ref": ref,
+                         "gap_points": 100 * (a["mean_final_test_error"] - b["mean_final_test_error"]),
+                         "pm_points": 100 * math.sqrt(a["se"] ** 2 + b["se"] ** 2)})
+    return rows
+
+
+# --- measurements on weights -------------------------------------------------------------------
+class Context:
+    """What the measurements share: the arms' configs, data, normalisation, device and dtype."""
+
+    def __init__(self, cfg: Config, arms: list[str], run_dirs: dict[tuple[str, int], Path], log=print):
+        from ..train import load_data, normalisation, resolve_device
+        self.cfg, self.arms, self.run_dirs, self.log = cfg, arms, run_dirs, log
+        self.arm_cfgs = {a: config_from_dict(_yaml(run_dirs[a, 0] / "config.yaml"), str(run_dirs[a, 0]))
+                         for a in arms}
+        ref_cfg = self.arm_cfgs[arms[0]]
+        self.ds = load_data(ref_cfg)
+        self.mean, self.std = normalisation(ref_cfg, self.ds)
+        self.device = resolve_device(cfg.train.device)
+        self.dtype = getattr(torch, cfg.train.dtype)
+
+    def net(self, weights: Path | None) -> R.EPNetwork:
+        torch.manual_seed(self.cfg.train.seed)
+        net = R.build_network(self.arm_cfgs[self.arms[0]].model)
+        if weights is not None:
+            load_weights(net, weights)
+        return net.to(device=self.device, dtype=self.dtype)
+
+    def batch(self, split: str, start: int, n: int):
+        xs, ys = (self.ds.train_x, self.ds.train_y) if split == "train" else (self.ds.test_x, self.ds.test_y)
+        x = D.normalize(xs[start:start + n], self.mean, self.std, dtype=self.dtype).to(self.device)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, ys[start:start + n].to(self.device)
+
+
+def _yaml(path: Path) -> dict:
+    import yaml
+    return yaml.safe_load(Path(path).read_text())
+
+
+def snapshot_epochs(run_dir: Path, wanted: tuple[int, ...] | None) -> list[int]:
+    """Epochs with a ``weights-epochNNN.pt`` in ``run_dir`` (all, or those in ``wanted``)."""
+    have = sorted(int(p.stem.split("epoch")[1]) for p in run_dir.glob("weights-epoch*.pt"))
+    return [e for e in have if wanted is None or e in wanted]
+
+
+def gradient_agreement(ctx: Context) -> dict:
+    """Agreement of every arm's gradient with rate EP's and BPTT's on the rate-EP run's snapshots."""
+    cmp = ctx.cfg.compare
+    src = ctx.run_dirs.get(("rate_ep", 0)) or ctx.run_dirs[ctx.arms[0], 0]
+    epochs = snapshot_epochs(src, cmp.grad_epochs)
+    if not epochs:
+        return {"rows": [], "note": f"no weight snapshots (weights-epochNNN.pt) in {src}"}
+    rows = []
+    for e in tqdm(epochs, desc="gradient agreement", disable=None):
+        net = ctx.net(src / f"weights-epoch{e:03d}.pt")
+        groups = M.layer_groups(net)
+        per_batch = []
+        for b in range(cmp.grad_batches):
+            x, y = ctx.batch("train", b * cmp.grad_batch_size, cmp.grad_batch_size)
+            grads = M.gradient_estimates(net, x, y, ctx.arm_cfgs, seed=b)
+            per_batch.append(M.agreement(grads, groups))
+        rows += [{"epoch": e, **r} for r in M.mean_rows(per_batch)]
+    return {"rows": rows, "weights_from": src.name, "batches": cmp.grad_batches, "batch_size": cmp.grad_batch_size}
+
+
+def fixed_points(ctx: Context) -> dict:
+    """Fixed-point gap on the rate-EP run's initial and final weights."""
+    cmp = ctx.cfg.compare
+    src = ctx.run_dirs.get(("rate_ep", 0)) or ctx.run_dirs[ctx.arms[0], 0]
+    spk = next((ctx.arm_cfgs[a] for a in ("spiking_rates", "spiking_stdp", "spiking_bptt") if a in ctx.arm_cfgs),
+               arm_config(ctx.cfg, "spiking_rates", 0, src.parent))
+    rate = ctx.arm_cfgs.get("rate_ep") or arm_config(ctx.cfg, "rate_ep", 0, src.parent)
+    x, _ = ctx.batch("test", 0, cmp.fixed_point_images)
+    out = {}
+    epochs = snapshot_epochs(src, None)
+    for tag, e in (("initial", epochs[0] if epochs else None), ("final", epochs[-1] if epochs else None)):
+        weights = src / f"weights-epoch{e:03d}.pt" if e is not None else src / "weights.pt"
+        out[tag] = {"epoch": e, **M.fixed_point_gap(ctx.net(weights), x, rate, spk, cmp.fixed_point_T1)}
+    out["weights_from"] = src.name
+    return out
+
+
+def conversions(ctx: Context) -> dict:
+    """Every arm's final weights run as a rate and as a spiking network, test error vs steps."""
+    cmp = ctx.cfg.compare
+    n = cmp.conversion_test_subset or len(ctx.ds.test_x)
+    tx, ty = ctx.ds.test_x[:n], ctx.ds.test_y[:n]
+    as_kind = {"rate": ctx.arm_cfgs.get("rate_ep") or arm_config(ctx.cfg, "rate_ep", 0, "."),
+               "spiking": next((ctx.arm_cfgs[a] for a in ("spiking_rates", "spiking_stdp") if a in ctx.arm_cfgs),
+                               None) or arm_config(ctx.cfg, "spiking_rates", 0, ".")}
+    rows = []
+    for arm in ctx.arms:
+        net = ctx.net(ctx.run_dirs[arm, 0] / "weights.pt")
+        for kind, c in as_kind.items():
+            for r in M.conversion(net, tx, ty, c, cmp.conversion_steps, ctx.mean, ctx.std, ctx.device, ctx.dtype):
+                rows.append({"weights": arm, "run_as": kind, **r})
+    return {"rows": rows, "n_test": n}
+
+
+def memory(ctx: Context) -> dict:
+    """Peak memory of one training step of each arm (fresh process each)."""
+    return {arm: M.peak_memory(c) for arm, c in tqdm(ctx.arm_cfgs.items(), desc="peak memory", disable=None)}
+
+
+MEASUREMENTS = {"gradients": gradient_agreement, "fixed_point": fixed_points, "conversion": conversions,
+                "memory": memory}
+
+
+def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENTS)) -> dict:
+    """Each measurement from its cache file ``out/measurements/<name>.json``, computed if missing."""
+    folder = out / "measurements"
+    folder.mkdir(parents=True, exist_ok=True)
+    res = {}
+    for name in which:
+        path = folder / f"{name}.json"
+        if path.is_file():
+            res[name] = json.loads(path.read_text())
+            continue
+        ctx.log(f"measuring: {name}")
+        res[name] = {**MEASUREMENTS[name](ctx), "provenance": provenance(ctx.device)}
+        atomic_write_text(json.dumps(res[name], indent=1) + "\n", path)
+    return res
+
+
+# --- cost ------------------------------------------------------------------------------------
+def cost(ctx: Context, runs: dict, mem: dict) -> list[dict]:
+    """Per arm: steps, spikes, synaptic operations or multiply-accumulates, time and memory."""
+    rows = []
+    for arm in ctx.arms:
+        c, r = ctx.arm_cfgs[arm], runs[arm, 0]
+        last, m = r["rows"][-1], c.method
+        net = ctx.net(None)
+        eval_T = m.inference_T1
+        train_steps = m.T1 + (2 * m.T2 if m.name == "ep" else m.bptt_K)   # BPTT: K backward steps
+        secs = [x["seconds"] for x in r["rows"]]
+        rows.append({
+            "arm": arm, "T1": m.T1, "T2": m.T2 if m.name == "ep" else None, "K": m.bptt_K if m.name == "bptt" else None,
+            "eval_T1": eval_T, "mode": m.mode, "warm_start": m.warm_start, "tol": m.tol,
+            "mean_steps_used": {k[6:]: last[k] for k in last if k.startswith("steps_")},
+            "spikes_per_neuron_step_train": {k[23:]: last[k] for k in last if k.startswith("spikes_per_neuron_step_")},
+            "synops_per_sample_train": last.get("synops_per_sample"),
+            "synops_per_sample_inference": last.get("test_synops_per_sample"),
+            "spikes_per_neuron_step_inference": last.get("test_spikes_per_neuron_step"),
+            "rate_macs_per_sample_inference": M.inference_macs(net, eval_T),
+            "rate_macs_per_sample_train_phases": train_steps * M.rate_macs(net)["per_step"],
+            "seconds_per_epoch": statistics.fmean(secs), "seconds_total": r["summary"].get("seconds_total"),
+            "torch_threads": last.get("torch_threads"),
+            "load_avg_1m": statistics.fmean(x.get("load_avg_1m", float("nan")) for x in r["rows"]),
+            "peak_memory_bytes": (mem.get(arm) or {}).get("peak_bytes"),
+        })
+    return rows
+
+
+def build(cfg: Config, run_dirs: dict[tuple[str, int], Path], out: Path, *, measure: bool = True, log=print) -> dict:
+    """Assemble report.json's content (measuring what is not cached yet when ``measure``)."""
+    runs = {k: read_run(d) for k, d in run_dirs.items()}
+    arms = list(dict.fromkeys(a for a, _ in run_dirs))
+    acc = accuracy(runs)
+    report = {"accuracy": acc, "gaps": gaps(acc),
+              "confounds": confounds({a: runs[a, 0]["config"] for a in arms}),
+              "runs": {f"{a}-seed{s}": {"dir": str(d), "command": runs[a, s]["summary"].get("command"),
+                                       "git_commit": runs[a, s]["summary"].get("git_commit"),
+                                       "hardware": runs[a, s]["summary"].get("hardware"),
+                                       "versions": runs[a, s]["summary"].get("versions"),
+                                       "started": runs[a, s]["summary"].get("started"),
+                                       "finished": runs[a, s]["summary"].get("finished"),
+                                       "data_source": runs[a, s]["summary"].get("data_source")}
+                      for (a, s), d in run_dirs.items()},
+              "curves": {f"{a}-seed{s}": [{k: row.get(k) for k in ("epoch", "test_error", "train_error", "seconds")}
+                                          for row in runs[a, s]["rows"]] for a, s in run_dirs},
+              "provenance": provenance(cfg.train.device if cfg.train.device != "auto" else "cpu")}
+    if measure:
+        ctx = Context(cfg, arms, run_dirs, log)
+        res = measured(ctx, out)
+        report.update(gradients=res["gradients"], fixed_point=res["fixed_point"], conversion=res["conversion"],
+                      memory=res["memory"], cost=cost(ctx, runs, res["memory"]))
+    return report
