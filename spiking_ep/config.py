@@ -133,6 +133,7 @@ class TrainConfig:
     checkpoint_every_minutes: float = 10.0
     checkpoint_every_batches: int = 0     # 0 = only by time and at epoch ends
     save_epoch_weights: bool = False      # also keep weights-epochNNN.pt (NNN = 000 for the initial weights)
+    channels_last: bool | None = None     # NHWC image batches and states; default: on for conv networks (faster convolutions)
     on_nonfinite: Literal["stop", "skip"] = "stop"
 
     def validate(self, where: str = "train") -> None:

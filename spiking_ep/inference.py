@@ -14,6 +14,16 @@ from . import data as D
 from .config import Config
 
 
+def as_input(x, cfg: Config):
+    """The image batch in the memory format the network runs fastest in: channels-last (NHWC) for
+    networks with conv layers (``train.channels_last``, default on for them), else unchanged.
+    States inherit the format (``EPNetwork.zero_state``), so no layout conversion runs in the loop."""
+    use = cfg.train.channels_last
+    if use is None:
+        use = any(lc.type == "conv" for lc in cfg.model.layers)
+    return x.contiguous(memory_format=torch.channels_last) if use and x.dim() == 4 else x
+
+
 def infer(net, x, cfg: Config, steps: int | None = None) -> tuple[tuple, dict]:
     """Free phase for inference: (rate fixed point or measured spiking rates, spiking statistics)."""
     m = cfg.method
@@ -34,7 +44,7 @@ def evaluate(net, ds_x, ds_y, cfg: Config, device, dtype, mean, std, *, desc="te
     bs = cfg.train.eval_batch_size
     wrong, loss_sum, n, spikes, synops, neuron_steps = 0, 0.0, 0, 0.0, 0.0, 0.0
     for i in tqdm(range(0, len(ds_x), bs), desc=desc, leave=False, disable=None):
-        x = D.normalize(ds_x[i:i + bs], mean, std, dtype=dtype).to(device)
+        x = as_input(D.normalize(ds_x[i:i + bs], mean, std, dtype=dtype).to(device), cfg)
         y = ds_y[i:i + bs].to(device)
         state, stats = infer(net, x, cfg, steps)
         wrong += (R.predict(net, state).argmax(1) != y).sum().item()

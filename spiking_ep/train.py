@@ -34,7 +34,7 @@ from . import data as D
 from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_file
 from .config import Config, dump_config
 from .gradients import Divergence, batch_stats, check_states, compute_gradients, first_nonfinite
-from .inference import evaluate, infer
+from .inference import as_input, evaluate, infer
 from .runinfo import command_line, git_commit, hardware, machine_load, now, versions
 
 __all__ = ["Divergence", "Interrupted", "train", "evaluate", "infer", "compute_gradients", "check_states",
@@ -260,7 +260,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
                     # on the raw pixels, so that crop padding is black as in torchvision's RandomCrop
                     x = D.augment(x, aug_gen, crop_padding=cfg.data.crop_padding, hflip=cfg.data.hflip)
                 x = D.normalize(x, mean, std, dtype=dtype)
-                x, y = x.to(device), ds.train_y[idx].to(device)
+                x, y = as_input(x.to(device), cfg), ds.train_y[idx].to(device)
                 masks = R.draw_masks(net, len(y), generator=algo_gen, device=device, dtype=dtype)
                 where = f"epoch {epoch + 1}, batch {b + 1}"
                 start = particles.start_state(idx, x) if particles is not None else None
