@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-measure", action="store_true", help="report accuracy and curves only (no gradient, "
                    "fixed-point, conversion or memory measurements)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--results", metavar="DIR", help="also copy the report, its measurements and every arm's "
+                   "config.yaml / metrics.csv / summary.json (no weights) into DIR (a results folder)")
 
     p = sub.add_parser("gdu", help="EP vs BPTT per-step gradient check (paper Fig. 2), untrained or trained")
     _add_config_args(p)
@@ -158,7 +160,7 @@ def _compare(args) -> int:
         torch.set_num_threads(cfg.train.threads)
     run_compare(cfg, out=out, arms=tuple(args.arms) if args.arms else None, seeds=args.seeds, runs=args.runs,
                 train=not args.report_only, report=not args.train_only, measure=not args.no_measure,
-                title=args.title)
+                title=args.title, results=args.results)
     return 0
 
 

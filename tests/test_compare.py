@@ -84,8 +84,13 @@ def test_a_second_call_skips_finished_arms_and_reuses_measurements(compared):
     cfg, out, rep, _ = compared
     logs = []
     before = {p: p.stat().st_mtime_ns for p in out.glob("*-seed0/weights.pt")}
-    again = run_compare(cfg, out=out, log=logs.append)
+    again = run_compare(cfg, out=out, log=logs.append, results=out / "published")
     assert sum("finished, skipped" in line for line in logs) == len(ARMS)
+    pub = out / "published"
+    assert (pub / "report.md").is_file() and (pub / "measurements" / "gradients.json").is_file()
+    for arm in ARMS:
+        assert sorted(p.name for p in (pub / "runs" / f"{arm}-seed0").iterdir()) == [
+            "config.yaml", "metrics.csv", "summary.json"]      # raw files, never weights
     assert not any(line.startswith("measuring") for line in logs)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*-seed0/weights.pt")} == before
     assert again["gradients"] == rep["gradients"] and again["accuracy"] == rep["accuracy"]

@@ -35,10 +35,26 @@ def _existing(runs: list[str]) -> dict[tuple[str, int], Path]:
     return out
 
 
+def publish(out: Path, run_dirs: dict[tuple[str, int], Path], dest: str | Path) -> None:
+    """Copy the report (markdown, JSON, plots, measurement JSON) and every arm's raw run files
+    (config.yaml, metrics.csv, summary.json; never weights) into the results folder ``dest``."""
+    import shutil
+
+    from ..report import collect_raw
+    dest = Path(dest)
+    (dest / "measurements").mkdir(parents=True, exist_ok=True)
+    for p in [*out.glob("report.*"), *out.glob("*.png")]:
+        shutil.copyfile(p, dest / p.name)
+    for p in (out / "measurements").glob("*.json"):
+        shutil.copyfile(p, dest / "measurements" / p.name)
+    collect_raw(run_dirs.values(), dest / "runs")
+
+
 def run_compare(cfg: Config, *, out: str | Path, arms: tuple[str, ...] | None = None, seeds: int = 1,
                 runs: list[str] | None = None, train: bool = True, report: bool = True, measure: bool = True,
-                title: str | None = None, log=print) -> dict | None:
-    """Train the arms (unless ``runs`` are given or ``train`` is False), then write the gap report.
+                title: str | None = None, results: str | Path | None = None, log=print) -> dict | None:
+    """Train the arms (unless ``runs`` are given or ``train`` is False), then write the gap report
+    into ``out`` (and, with ``results``, copy it with the arms' raw run files there).
 
     Returns report.json's content (None when ``report`` is False).
     """
@@ -65,4 +81,7 @@ def run_compare(cfg: Config, *, out: str | Path, arms: tuple[str, ...] | None = 
     pngs = render.plots(rep, out)
     atomic_write_text(render.markdown(rep, title or "Spiking EP vs rate EP vs BPTT", pngs), out / "report.md")
     log(f"report: {out / 'report.md'}")
+    if results is not None:
+        publish(out, run_dirs, results)
+        log(f"report and raw run files copied to {results}")
     return rep
