@@ -8,7 +8,10 @@ with the drives computed explicitly by the layers (autograd of Φ is only the te
 
 ``mode="sync"`` updates all layers from s_t at once (the paper); ``mode="evenodd"`` updates
 the layers with even index (0-based: s_1, s_3, …) from s_t, then the odd ones from the
-half-updated state (Gauss–Seidel), which converges in far fewer steps.
+half-updated state (Gauss–Seidel), which converges in far fewer steps; ``mode="forward"``
+updates s_1, s_2, …, s_N in turn, each from the state as updated so far (layer n reads s_{n-1}
+of this step and s_{n+1} of the previous one: the schedule of an exported NIR graph, see
+docs/export.md). All three iterate the same map, so they share its fixed points.
 
 Stability of nudged phases with the squared-error output: the nudge β(onehot(y) − s_N) feeds
 s_N back onto itself with slope −β/θ, so for β ≥ θ the output flips with period 2 and no
@@ -30,7 +33,7 @@ from torch import Tensor
 from .network import EPNetwork, State
 
 Masks = Sequence[Tensor | None] | None
-MODES = ("sync", "evenodd")
+MODES = ("sync", "evenodd", "forward")
 
 
 def sigma(u: Tensor, theta: float = 1.0) -> Tensor:
@@ -54,21 +57,25 @@ def drives(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Ten
     n_layers = len(net.layers)
     which = range(n_layers) if which is None else which
     s = _masked(state, masks)
+    memo: dict[int, tuple] = {}
+
+    def forward(k: int) -> tuple:
+        # layer k's forward drive and its max-pooling indices, computed once per call: with max
+        # pooling the feedback into layer k−1 unpools at the argmax of that same convolution
+        if k not in memo:
+            memo[k] = ((x_drive, None) if k == 0 and x_drive is not None
+                       else net.layers[k].forward_and_indices(x if k == 0 else s[k - 1]))
+        return memo[k]
+
     out = {}
     for n in which:
-        layer = net.layers[n]
+        d = forward(n)[0]
         if n + 1 < n_layers:
             up = net.layers[n + 1]
-            if n == 0 and x_drive is not None:
-                fwd, fb = x_drive, up.feedback_drive(s[1], s[0])
-            else:
-                fwd = layer.forward_drive(x if n == 0 else s[n - 1])
-                fb = up.feedback_drive(s[n + 1], s[n])
-            d = fwd + fb
-        else:
-            d = x_drive if (n == 0 and x_drive is not None) else layer.forward_drive(x if n == 0 else s[n - 1])
-            if beta != 0.0:
-                d = d + net.nudge(s, y, beta)
+            idx = forward(n + 1)[1] if getattr(up, "feedback_needs_indices", False) else None
+            d = d + up.feedback_given(s[n + 1], s[n], idx)
+        elif beta != 0.0:
+            d = d + net.nudge(s, y, beta)
         if masks is not None and masks[n] is not None:
             d = d * masks[n]
         out[n] = d
@@ -81,10 +88,12 @@ def step(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Tenso
     if mode == "sync":
         d = drives(net, x, state, beta=beta, y=y, masks=masks, x_drive=x_drive)
         return tuple(sigma(d[n], net.theta) for n in range(len(state)))
-    if mode == "evenodd":
+    if mode in ("evenodd", "forward"):
         new = list(state)
-        for parity in (0, 1):
-            which = range(parity, len(state), 2)
+        n_layers = len(state)
+        groups = ([range(p, n_layers, 2) for p in (0, 1)] if mode == "evenodd"
+                  else [range(n, n + 1) for n in range(n_layers)])
+        for which in groups:
             d = drives(net, x, tuple(new), beta=beta, y=y, which=which, masks=masks, x_drive=x_drive)
             for n in which:
                 new[n] = sigma(d[n], net.theta)

@@ -74,6 +74,14 @@ class Dense(nn.Module):
         """(forward_drive(s_prev), feedback_drive(s, s_prev))."""
         return self.forward_drive(s_prev), self.feedback_drive(s)
 
+    def forward_and_indices(self, s_prev: Tensor) -> tuple[Tensor, None]:
+        """(forward_drive(s_prev), None): a dense layer has no pooling indices."""
+        return self.forward_drive(s_prev), None
+
+    def feedback_given(self, s: Tensor, s_prev: Tensor | None, idx: None) -> Tensor:
+        """feedback_drive(s)."""
+        return self.feedback_drive(s)
+
     def phi(self, s_prev: Tensor, s: Tensor) -> Tensor:
         """Φ_n per sample, shape ``(N,)``."""
         return (s * self.forward_drive(s_prev)).sum(1)
@@ -194,6 +202,24 @@ class ConvPool(nn.Module):
         if self.pool == "max":
             idx = self._pool(F.conv2d(s_prev, self.B, None, padding=self.padding))[1]
         return self._feedback(s, self.B, idx)
+
+    @property
+    def feedback_needs_indices(self) -> bool:
+        """True when the feedback drive unpools at the argmax of this layer's own forward pooling."""
+        return self.B is None and self.pool == "max"
+
+    def forward_and_indices(self, s_prev: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(forward_drive(s_prev), the argmax indices of its max pooling or None), from one convolution."""
+        if self.pool == "max":
+            return self._pool(F.conv2d(s_prev, self.weight, self.bias, padding=self.padding))
+        return self.forward_drive(s_prev), None
+
+    def feedback_given(self, s: Tensor, s_prev: Tensor | None, idx: Tensor | None) -> Tensor:
+        """feedback_drive(s, s_prev), reusing ``idx`` (from :meth:`forward_and_indices` at ``s_prev``) when
+        the feedback unpools at this layer's own argmax, so the convolution is not computed twice."""
+        if idx is not None and self.feedback_needs_indices:
+            return self._feedback(s, self.weight, idx)
+        return self.feedback_drive(s, s_prev)
 
     def drives(self, s_prev: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
         """(forward_drive(s_prev), feedback_drive(s, s_prev)), sharing the convolution for the argmax."""

@@ -26,14 +26,19 @@ from rate_ref.network import ModelConfig
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """How gradients are computed. T1: free-phase steps; T2: nudged-phase steps; K: BPTT truncation."""
+    """How gradients are computed. T1: free-phase steps; T2: nudged-phase steps; K: BPTT truncation.
+
+    ``mode`` (schedule of one step): sync (every layer reads the previous step's states), evenodd
+    (layers 1, 3, … then 2, 4, … from the fresh ones), forward (layers 1, 2, …, N in turn: layer n
+    reads layer n−1 of this step and layer n+1 of the previous one — an exported NIR graph's schedule).
+    """
     name: Literal["ep", "bptt"] = "ep"
     estimator: Literal["symmetric", "one_sided", "random_sign"] = "symmetric"
     beta: float = 1.0
     T1: int = 30
     T2: int = 10
     K: int | None = None
-    mode: Literal["sync", "evenodd"] = "sync"
+    mode: Literal["sync", "evenodd", "forward"] = "sync"   # see the docstring
     eval_T1: int | None = None
     vf_rule: Literal["new", "old"] = "new"
     warm_start: Literal["none", "persistent"] = "none"   # persistent: each example's free phase starts where its last one ended
@@ -63,13 +68,19 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class SpikingConfig:
-    """Spiking neurons and local rule (DESIGN §2). Times are in time steps."""
+    """Spiking neurons and local rule (DESIGN §2). Times are in time steps.
+
+    NIR-exact profile (the semantics an exported NIR graph runs, ``spiking_ep.export.NIR_PROFILE``):
+    ``reset: zero``, ``v_floor: null``, ``v_ceiling: null``, ``tau_syn: null``, ``rate_estimate: count``
+    and ``method.mode: forward``; see docs/export.md.
+    """
     neuron: Literal["if", "lif"] = "if"
     v_threshold: float | None = None      # default: model.theta, so rates match σ
     tau_mem: float | None = None          # LIF membrane time constant; None = no leak
     tau_syn: float | None = None          # synaptic current filter; None = raw spikes
     v_floor: float | None = -1.0          # membrane floor in units of v_threshold; None = unbounded below
     v_ceiling: float | None = 2.0         # membrane ceiling (after reset) in units of v_threshold; None = unbounded
+    reset: Literal["subtract", "zero"] = "subtract"   # after a spike v ← v − θ, or v ← 0 (NIR's IF/LIF; rate becomes 1/⌈θ/u⌉)
     rate_estimate: Literal["count", "charge"] = "count"   # count: spikes/window; charge: (spikes + Δv/θ)/window
     tau_nudge: float = 5.0                # time constant of the output rate trace that the nudge reads
     window: int | None = None             # rate window at the end of each phase; default: last half of the free phase, whole nudged phases
@@ -105,6 +116,18 @@ class OptimConfig:
     T_max: int | None = None              # epochs; default: train.epochs
     eta_min: float = 1e-5
 
+    def validate(self, where: str = "optim") -> None:
+        bad = [f"{where}.lrs[{i}] = {v}" for i, v in enumerate(self.lrs) if not v >= 0]
+        if bad:
+            raise ConfigError(f"{', '.join(bad)}: learning rates must be ≥ 0 (a negative rate ascends the loss)")
+        for key in ("momentum", "weight_decay", "eta_min"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"{where}.{key}: must be ≥ 0, got {getattr(self, key)}")
+        if self.momentum >= 1:
+            raise ConfigError(f"{where}.momentum: must be < 1, got {self.momentum}")
+        if self.T_max is not None and self.T_max < 1:
+            raise ConfigError(f"{where}.T_max: must be ≥ 1 epoch, got {self.T_max}")
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -117,6 +140,16 @@ class DataConfig:
     crop_padding: int = 0
     hflip: bool = False
     std_scale: float = 1.0                # the paper normalises CIFAR-10 with 3× the usual std
+
+    def validate(self, where: str = "data") -> None:
+        for key in ("train_subset", "test_subset"):
+            v = getattr(self, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"{where}.{key}: must be ≥ 1 (or null for the whole split), got {v}")
+        if self.crop_padding < 0:
+            raise ConfigError(f"{where}.crop_padding: must be ≥ 0 pixels, got {self.crop_padding}")
+        if not self.std_scale > 0:
+            raise ConfigError(f"{where}.std_scale: must be > 0, got {self.std_scale}")
 
 
 @dataclass(frozen=True)
@@ -139,6 +172,10 @@ class TrainConfig:
     def validate(self, where: str = "train") -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
             raise ConfigError(f"{where}: epochs, batch_size and eval_batch_size must be ≥ 1")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"{where}.threads: must be ≥ 1 (or null: the cores not already busy), got {self.threads}")
+        if self.checkpoint_every_minutes <= 0 or self.checkpoint_every_batches < 0:
+            raise ConfigError(f"{where}: checkpoint_every_minutes must be > 0 and checkpoint_every_batches ≥ 0")
 
 
 ARMS = ("rate_ep", "bptt", "spiking_rates", "spiking_stdp", "spiking_bptt")

@@ -73,6 +73,24 @@ def machine_load() -> dict:
     return out
 
 
+def choose_threads(requested: int | None, log=print) -> int:
+    """Set torch's thread count and return it: ``requested``, or by default the cores not already
+    busy (cores − 1-minute load average, at least 1). Warns when the machine is oversubscribed:
+    here a run slowed 38× while another process held a core and torch used both."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    n = requested if requested else max(1, min(torch.get_num_threads(), int(cores - load + 0.5)))
+    torch.set_num_threads(n)
+    if n + load > cores + 0.5:
+        log(f"warning: {n} torch thread(s) with a load average of {load:.1f} on {cores} cores: the machine is "
+            f"oversubscribed and every process slows down; set train.threads (or OMP_NUM_THREADS) so that "
+            f"threads + other busy processes ≤ cores")
+    return n
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

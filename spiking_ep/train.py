@@ -35,7 +35,7 @@ from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_f
 from .config import Config, dump_config
 from .gradients import Divergence, batch_stats, check_states, compute_gradients, first_nonfinite
 from .inference import as_input, evaluate, infer
-from .runinfo import command_line, git_commit, hardware, machine_load, now, versions
+from .runinfo import choose_threads, command_line, git_commit, hardware, machine_load, now, versions
 
 __all__ = ["Divergence", "Interrupted", "train", "evaluate", "infer", "compute_gradients", "check_states",
            "load_data", "normalisation", "resolve_device", "versions", "command_line", "git_commit", "hardware"]
@@ -169,8 +169,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         run_dir = run_dir or new_run_dir(cfg, config_path)
         ckpt = None
     tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
+    choose_threads(tc.threads, log)
     device = resolve_device(tc.device)
     dtype = getattr(torch, tc.dtype)
 

@@ -79,3 +79,30 @@ def test_override_parses_yaml_values(tmp_path):
     assert (cfg.train.epochs, cfg.method.beta, cfg.model.layers[0].features, cfg.data.root) == (7, 0.25, 8, "/x/y")
     with pytest.raises(ConfigError, match="not an index"):
         load_config(write(tmp_path, BASE), ["model.layers.3.features=8"])
+
+
+@pytest.mark.parametrize("override, match", [
+    ("optim.lrs=[0.05, -0.02]", r"optim.lrs\[1\] = -0.02: learning rates must be ≥ 0"),
+    ("optim.lrs=[-0.05, 0.02]", r"optim.lrs\[0\] = -0.05"),
+    ("optim.momentum=-0.1", "optim.momentum: must be ≥ 0"),
+    ("optim.momentum=1.0", "optim.momentum: must be < 1"),
+    ("optim.weight_decay=-1", "optim.weight_decay: must be ≥ 0"),
+    ("data.train_subset=-5", "data.train_subset: must be ≥ 1"),
+    ("data.test_subset=0", "data.test_subset: must be ≥ 1"),
+    ("data.crop_padding=-1", "data.crop_padding"),
+    ("train.threads=0", "train.threads: must be ≥ 1"),
+    ("method.eval_T1=0", "method.eval_T1: must be ≥ 1"),
+    ("method.tol=-1", "method.tol: must be > 0"),
+])
+def test_out_of_range_values_are_refused_with_the_config(override, match):
+    # refused when the config loads, before any data is read
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, [override])
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    # PyYAML reads 1e-3 as a string (YAML 1.1); the config accepts it as the number it means
+    cfg = load_config(None, ["method.tol=1e-3", "optim.weight_decay=5e-4"])
+    assert cfg.method.tol == 1e-3 and cfg.optim.weight_decay == 5e-4
+    with pytest.raises(ConfigError, match="method.beta: 'abc' is not valid|expected a number"):
+        load_config(None, ["method.beta=abc"])
