@@ -1,4 +1,4 @@
-"""Command line: ``spiking-ep train|evaluate|report|gdu|compare``.
+"""Command line: ``spiking-ep train|evaluate|report|gdu|compare|export|import``.
 
 Errors that a user can fix (config, data, checkpoint) print one message naming the file or key
 and exit with status 2; divergence exits with 3; SIGINT/SIGTERM checkpoint and exit with 130/143.
@@ -70,6 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-images", type=int, default=10, help="training images in the batch (default 10)")
     p.add_argument("--beta", type=float, default=None, help="nudging strength (default: method.beta)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: a new folder under train.out_dir)")
+
+    p = sub.add_parser("export", help="export a trained network to NIR (or plain HDF5), check and verify it")
+    p.add_argument("run", metavar="RUN_DIR", help="a run folder (config.yaml + weights.pt)")
+    p.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/export-<feedback>.nir|h5); "
+                   "the verification report goes to FILE.json")
+    p.add_argument("--feedback", choices=("full", "none"), default="full",
+                   help="full: feedback edges between layers (the EP network); none: forward edges only")
+    p.add_argument("--format", dest="fmt", choices=("nir", "h5"), default="nir")
+    p.add_argument("--steps", type=int, help="free-phase time steps T1 of the exported network (default: the run's "
+                   "inference T1 for spiking runs, at least 100 for rate runs)")
+    p.add_argument("--n-verify", type=int, default=16, help="test images for the spike-for-spike check (default 16)")
+    p.add_argument("--n-test", type=int, default=1000, help="test images for the test errors (default 1000; 0 = all)")
+    p.add_argument("--no-verify", action="store_true", help="write and check the file only")
+    p.add_argument("--no-importers", action="store_true", help="skip the snnTorch and norse importers")
+    p.add_argument("--max-weights", type=int, help="largest weight array allowed in the graph (default 2^24 entries)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a value of the run's config, e.g. --set data.root=/data")
+
+    p = sub.add_parser("import", help="rebuild a network from an exported .nir / .h5 file (config.yaml + weights.pt)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--out", metavar="DIR", help="folder for config.yaml and weights.pt (default: FILE without its "
+                   "suffix + '-imported'); evaluate it with spiking-ep evaluate DIR/config.yaml --weights DIR")
     return parser
 
 
@@ -164,6 +186,36 @@ def _compare(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    from .export import export_run
+    if args.n_verify < 1 or args.n_test < 0:
+        raise ConfigError("--n-verify must be ≥ 1 and --n-test ≥ 0")
+    report = export_run(args.run, out=args.out, feedback=args.feedback, fmt=args.fmt, steps=args.steps,
+                        n_verify=args.n_verify, n_test=args.n_test or None, verify=not args.no_verify,
+                        importers=not args.no_importers, overrides=args.overrides, max_weights=args.max_weights)
+    checks = report.get("verification", {}).get("spike_check", [])
+    print(json.dumps({"file": report["file"], "bytes": report["bytes"], "report": report["file"] + ".json",
+                      **({"test_error": report["verification"]["test_error"]} if "verification" in report else {})},
+                     indent=2))
+    if any(c["dtype"] == "float64" and not c["identical"] for c in checks):
+        print("spiking-ep: verification FAILED: the exported graph does not reproduce our simulator spike for "
+              "spike (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _import(args) -> int:
+    from .export import import_network, save_imported
+    imp = import_network(args.file)
+    out = Path(args.out) if args.out else Path(args.file).with_suffix("").with_name(Path(args.file).stem + "-imported")
+    save_imported(imp, out)
+    print(json.dumps({"out": str(out), "layers": [type(l).__name__ for l in imp.net.layers],
+                      "parameters": sum(p.numel() for p in imp.net.parameters()), "exact": imp.exact,
+                      "source_run": imp.metadata.get("source_run"), **({"note": imp.note} if imp.note else {})},
+                     indent=2))
+    return 0
+
+
 def _gdu(args) -> int:
     from .gdu import main as gdu_main
     return gdu_main(args)
@@ -172,11 +224,12 @@ def _gdu(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
+    from .export.errors import ExportError
     from .train import Divergence, Interrupted
     try:
         return {"train": _train, "evaluate": _evaluate, "report": _report, "gdu": _gdu,
-                "compare": _compare}[args.command](args)
-    except (ConfigError, DataError, CheckpointError) as e:
+                "compare": _compare, "export": _export, "import": _import}[args.command](args)
+    except (ConfigError, DataError, CheckpointError, ExportError) as e:
         print(f"spiking-ep: error: {e}", file=sys.stderr)
         return 2
     except Divergence as e:

@@ -7,9 +7,12 @@ Every time step each layer n receives the current
 computed by the *same* layer objects as the rate model, applied to the spikes z (0/1 per
 neuron per step) emitted at the previous step (``mode="sync"``), or, with ``mode="evenodd"``,
 layers 1, 3, … (0-based even) from the previous step's spikes and then layers 2, 4, … from
-those fresh spikes. The input x is a constant current: forward_drive_1(x) (bias included) is
+those fresh spikes, or, with ``mode="forward"``, layers 1, 2, …, N in turn, layer n reading layer
+n−1's spikes of this step and layer n+1's of the previous step (the schedule nirtorch executes an
+exported NIR graph with, docs/export.md). The input x is a constant current: forward_drive_1(x) (bias included) is
 computed once. The membrane integrates the (optionally ``tau_syn``-filtered) current,
-fires when it exceeds θ = ``v_threshold`` and subtracts θ (:mod:`spiking_ep.neurons`).
+fires when it exceeds θ = ``v_threshold`` and subtracts θ (``cfg.reset="subtract"``) or resets
+to 0 (``"zero"``, NIR's IF/LIF reset) (:mod:`spiking_ep.neurons`).
 
 Units: the drive is in the units of the rate model's σ argument and θ defaults to
 ``net.theta``, so an IF neuron under constant drive u fires at clamp(u/θ, 0, 1) = σ(u) spikes
@@ -56,7 +59,7 @@ from rate_ref.network import EPNetwork
 from .config import SpikingConfig
 from .neurons import IFState, LIFState, SynapseState, if_step, lif_step, synapse_step, trace_step
 
-MODES = ("sync", "evenodd")
+MODES = ("sync", "evenodd", "forward")
 Rates = tuple[Tensor, ...]
 
 
@@ -99,7 +102,7 @@ def _params(net: EPNetwork, cfg: SpikingConfig) -> dict:
     return dict(
         # the bounds are configured in units of θ, so they scale with it
         neuron=dict(v_threshold=theta, v_floor=None if cfg.v_floor is None else cfg.v_floor * theta,
-                    v_ceiling=None if cfg.v_ceiling is None else cfg.v_ceiling * theta),
+                    v_ceiling=None if cfg.v_ceiling is None else cfg.v_ceiling * theta, reset=cfg.reset),
         tau_mem=cfg.tau_mem if cfg.neuron == "lif" else None,
         tau_syn=cfg.tau_syn,
         tau_trace=cfg.tau_trace,
@@ -130,10 +133,15 @@ def step(net: EPNetwork, x: Tensor, state: SpikingState, *, beta: float = 0.0, y
         x_drive = net.layers[0].forward_drive(x)
     n_layers = len(state.v)
     v, z, syn, tr = list(state.v), list(state.spikes), list(state.syn), list(state.trace)
-    groups = [range(n_layers)] if mode == "sync" else [range(0, n_layers, 2), range(1, n_layers, 2)]
+    if mode == "sync":
+        groups = [range(n_layers)]
+    elif mode == "evenodd":
+        groups = [range(0, n_layers, 2), range(1, n_layers, 2)]
+    else:  # forward: one layer at a time, bottom to top
+        groups = [range(n, n + 1) for n in range(n_layers)]
     for which in groups:
         # currents from the spikes as they are now: last step's (sync), or this step's for the
-        # layers already updated in this step (the odd group of even/odd)
+        # layers already updated in this step (the odd group of even/odd, the layers below in forward)
         d = drives(net, x, tuple(z), which=which, x_drive=x_drive, masks=masks)
         if beta != 0.0 and (n_layers - 1) in d:
             m = None if masks is None else masks[-1]
