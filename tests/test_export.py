@@ -26,8 +26,8 @@ LAYERS = {"dense": [{"type": "dense", "features": 20}, {"type": "dense", "featur
                    {"type": "dense", "features": 6}]}
 
 
-def config(kind, **model):
-    tree = {"model": {"input_shape": [1, 28, 28], "layers": LAYERS[kind], "kind": "spiking", "init_scale": 2.0,
+def config(arch, **model):
+    tree = {"model": {"input_shape": [1, 28, 28], "layers": LAYERS[arch], "kind": "spiking", "init_scale": 2.0,
                       **model},
             "optim": {"lrs": [0.1] * 4}, "method": {"T1": 12, "T2": 6, "mode": "evenodd"},
             "data": {"allow_embedded": True, "root": "/nonexistent", "test_subset": 40},
@@ -35,9 +35,9 @@ def config(kind, **model):
     return config_from_dict(tree)
 
 
-def make_run(tmp_path, kind="dense", name="run", **model):
+def make_run(tmp_path, arch="dense", name="run", **model):
     """A run folder (config.yaml + weights.pt) with seeded random weights: no training needed."""
-    cfg = config(kind, **model)
+    cfg = config(arch, **model)
     torch.manual_seed(0)
     net = R.build_network(cfg.model)
     run = tmp_path / name
@@ -227,6 +227,9 @@ def test_architectures_nir_cannot_express_are_refused(tmp_path):
     text = (run / "config.yaml").read_text().replace("pool: avg", "pool: max").replace("kind: spiking", "kind: rate")
     (run / "config.yaml").write_text(text)
     with pytest.raises(ExportError, match=r"layers\[0\] uses max pooling, which NIR cannot express"):
+        export_run(run, verify=False, log=lambda *a: None)
+    run, _, _ = make_run(tmp_path, "dense", name="vf", kind="rate", unidirectional=True)
+    with pytest.raises(ExportError, match=r"layers\[1\] is unidirectional"):
         export_run(run, verify=False, log=lambda *a: None)
     run, _, _ = make_run(tmp_path, "conv", name="big")
     with pytest.raises(ExportError, match=r"layer0\d_(drive|topdown) \(layer \d\) would hold .* --feedback none"):

@@ -14,7 +14,7 @@ from rate_ref.network import EPNetwork
 from ..checkpoint import atomic_save, atomic_write_text, load_weights
 from ..config import Config, config_from_dict, dump_config, load_config
 from ..learning import default_windows
-from ..runinfo import now, provenance
+from ..runinfo import choose_threads, now, provenance
 from .errors import ExportError
 from .files import write_atomic
 from .profile import deviations, overrides as profile_overrides
@@ -144,6 +144,8 @@ def export_run(run_dir: str | Path, *, out: str | Path | None = None, feedback: 
         raise ExportError(f"--feedback must be full or none, got {feedback!r}")
     run_dir = Path(run_dir)
     cfg, net, summary = load_run(run_dir, overrides)
+    if verify:
+        choose_threads(cfg.train.threads, log)
     steps = int(steps or default_steps(cfg))
     if steps < 1:
         raise ExportError(f"--steps must be ≥ 1, got {steps}")
