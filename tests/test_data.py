@@ -28,7 +28,7 @@ def _isolated(monkeypatch, tmp_path):
     """No real torchvision, no system dirs, no user env, a private cache."""
     monkeypatch.setitem(sys.modules, "torchvision", None)
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
-    monkeypatch.setattr(data, "_SYSTEM_IDX_DIRS", {})
+    monkeypatch.setattr(data.idx, "_SYSTEM_IDX_DIRS", {})
     monkeypatch.delenv(data.DATA_ENV_VAR, raising=False)
     monkeypatch.setenv(data.CACHE_ENV_VAR, str(tmp_path / "cache"))
 
@@ -448,7 +448,7 @@ def test_tree_cache_is_hit_second_time(tmp_path, monkeypatch):
     def no_decode(*args, **kwargs):
         raise AssertionError("decoded although the cache is valid")
 
-    monkeypatch.setattr(data, "_decode_image", no_decode)
+    monkeypatch.setattr(data.cifar, "_decode_image", no_decode)
     second = load_dataset("cifar10", tmp_path / "d")
     assert "read from cache" in second.source
     check_tree_dataset(second, files)
@@ -481,7 +481,7 @@ def test_tree_zip(tmp_path, monkeypatch, top, where):
     ds = load_dataset("cifar10", tmp_path / "d")
     check_tree_dataset(ds, files)
     assert "in zip" in ds.source and Path(where).name in ds.source
-    monkeypatch.setattr(data, "_decode_image", lambda *a: pytest.fail("cache not used"))
+    monkeypatch.setattr(data.cifar, "_decode_image", lambda *a: pytest.fail("cache not used"))
     check_tree_dataset(load_dataset("cifar10", tmp_path / "d"), files)
 
 
