@@ -1,6 +1,4 @@
 """A rate-trained MNIST network keeps its accuracy when run as a spiking network."""
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -11,11 +9,11 @@ from spiking_ep.dynamics import relax_spiking
 
 
 @pytest.fixture(scope="module")
-def trained():
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    # the offline copy if present, else the MNIST sample shipped with the package
-    ds = D.load_dataset("mnist", shared if shared.is_dir() else None, allow_embedded=True,
-                        train_subset=3000, test_subset=1000)
+def trained(shared_data_root):
+    # the offline copy ($SPIKING_EP_DATA or ../shared/data) if present, else the MNIST sample shipped
+    # with the package
+    root = shared_data_root or "/nonexistent-so-the-embedded-sample-is-used"
+    ds = D.load_dataset("mnist", root, allow_embedded=True, train_subset=3000, test_subset=1000)
     x, y = D.normalize(ds.train_x, ds.mean, ds.std), ds.train_y
     xt, yt = D.normalize(ds.test_x, ds.mean, ds.std), ds.test_y
     torch.manual_seed(0)

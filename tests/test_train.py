@@ -87,9 +87,15 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
 
 def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "metrics.csv").write_text("precious\n")
     code = main(["train", "--set", f"train.out_dir={tmp_path}", "--set", "train.run_name=taken"] + sum((["--set", s] for s in SMALL), []))
     assert code == 2
-    assert "already exists" in capsys.readouterr().err and "--resume" in capsys.readouterr().err + "--resume"
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--resume" in err and "taken" in err
+    # nothing was written into (or next to) the existing folder
+    assert [p.name for p in (tmp_path / "taken").iterdir()] == ["metrics.csv"]
+    assert (tmp_path / "taken" / "metrics.csv").read_text() == "precious\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
 def _cli(tmp_path, *args):
