@@ -28,6 +28,15 @@ def spike_cell(checks: list, dtype: str) -> str:
     return "– (feedback none: no simulator counterpart)"
 
 
+def train_cell(r: dict) -> str:
+    for c in r.get("verification", {}).get("spike_check", []):
+        if "training_profile" in c:
+            tp = c["training_profile"]
+            return (f"{tp['mismatched_spikes']:,} spikes differ ({100 * tp['entries_equal']:.2f} % of neuron-steps "
+                    f"equal), mean rate difference {tp['mean_abs_rate_diff']:.4f} spikes/step")
+    return "–"
+
+
 def importer_cell(r: dict | None) -> str:
     if r is None:
         return "–"
@@ -55,6 +64,7 @@ def network_section(name: str, reports: list[dict]) -> list[str]:
                                  if r["format"] == "nir" else "–" for r in reports])
     row("spike check, float32", [spike_cell(r.get("verification", {}).get("spike_check", []), "float32")
                                  if r["format"] == "nir" else "–" for r in reports])
+    row("spikes, ours (training profile) vs the file, float64", [train_cell(r) for r in reports])
     row("nirtorch vs ours (NIR-exact), predictions equal",
         [pct(r.get("verification", {}).get("agreement", {}).get("nirtorch_vs_ours_nir_profile")) for r in reports])
     for imp in ("snntorch", "norse"):

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 import rate_ref as R
 from rate_ref.network import EPNetwork
