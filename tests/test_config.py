@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 import rate_ref as R
 from rate_ref.config import ConfigError
@@ -57,6 +58,9 @@ optim:
      r"layers\[0\].*even conv output, got 7×7"),
     (BASE, ["model.loss=squared_error"], r"last layer is the output and must be dense with features = n_classes"),
     (BASE, ["data.name=imagenet"], r"data.name: 'imagenet' is not valid"),
+    (BASE, ["data.crop_pad_mode=reflect"], r"data.crop_pad_mode: 'reflect' is not valid; choose one of 'zeros' \| 'edge'"),
+    (BASE, ["data.std=[0.2, 0.3]"], r"data.std: 2 values given, the input has 1 channels \(model.input_shape\)"),
+    (BASE, ["data.std=[0]"], r"data.std: one value > 0 per image channel"),
     ("model: [1, 2\n", [], r"not valid YAML"),
 ])
 def test_bad_config_is_named(tmp_path, text, overrides, match):
@@ -106,3 +110,34 @@ def test_exponent_floats_without_a_dot_are_numbers():
     assert cfg.method.tol == 1e-3 and cfg.optim.weight_decay == 5e-4
     with pytest.raises(ConfigError, match="method.beta: 'abc' is not valid|expected a number"):
         load_config(None, ["method.beta=abc"])
+
+
+PAPER = sorted(Path(__file__).resolve().parents[1].joinpath("configs", "paper").glob("cifar10_*.yaml"))
+
+
+@pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])
+def test_paper_configs_use_the_papers_cifar10_preprocessing(path):
+    # Laborieux et al.'s code: Normalize(std=3 × (0.2023, 0.1994, 0.2010)) and
+    # RandomCrop(32, padding=4, padding_mode="edge") + RandomHorizontalFlip, not our defaults
+    from spiking_ep import data as D
+    from spiking_ep.train import normalisation
+    cfg = load_config(path)
+    d = cfg.data
+    assert (d.name, d.crop_padding, d.crop_pad_mode, d.hflip) == ("cifar10", 4, "edge", True)
+    ds = D.Dataset(name="cifar10", train_x=torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+                   train_y=torch.zeros(1, dtype=torch.int64), test_x=torch.zeros(1, 3, 32, 32, dtype=torch.uint8),
+                   test_y=torch.zeros(1, dtype=torch.int64), classes=tuple("abcdefghij"),
+                   mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), source="test")
+    mean, std = normalisation(cfg, ds)
+    assert mean == pytest.approx((0.4914, 0.4822, 0.4465))
+    assert std == pytest.approx((3 * 0.2023, 3 * 0.1994, 3 * 0.2010))
+
+
+def test_data_std_defaults_to_the_datasets_and_overrides_it():
+    from spiking_ep import data as D
+    from spiking_ep.train import normalisation
+    ds = D.load_dataset("mnist", "/nonexistent-so-the-embedded-sample-is-used", allow_embedded=True, test_subset=1)
+    cfg = load_config(None, ["data.std_scale=2"])
+    assert cfg.data.std is None and cfg.data.crop_pad_mode == "zeros"
+    assert normalisation(cfg, ds) == (ds.mean, pytest.approx((2 * 0.3081,)))
+    assert normalisation(load_config(None, ["data.std=[0.5]", "data.std_scale=2"]), ds)[1] == pytest.approx((1.0,))

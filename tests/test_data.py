@@ -686,6 +686,37 @@ def test_iterate_batches_augmentation_pads_black():
     assert (xb == -1.0).any()  # padding is pixel 0 (black) before normalisation
 
 
+
+@pytest.mark.parametrize("p, hflip", [(2, False), (4, True)])
+def test_augment_edge_padding_matches_numpy_edge_pad(p, hflip):
+    # crop_pad_mode="edge" = numpy's / torchvision's "edge" padding, then the same crop and flip;
+    # the random draws are those of zero padding (the mode changes only the fill)
+    x = torch.randint(0, 256, (16, 3, 8, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    offsets, flips = data._draw_augment_params(16, torch.Generator().manual_seed(123), p, hflip)
+    out = data.augment(x, torch.Generator().manual_seed(123), crop_padding=p, hflip=hflip, crop_pad_mode="edge")
+    padded = torch.from_numpy(np.pad(x.numpy(), ((0, 0), (0, 0), (p, p), (p, p)), mode="edge"))
+    ref = torch.empty_like(x)
+    for i in range(16):
+        dy, dx = int(offsets[0, i]), int(offsets[1, i])
+        img = padded[i, :, dy:dy + 8, dx:dx + 10]
+        ref[i] = img.flip(-1) if hflip and flips[i] else img
+    assert out.dtype == torch.uint8 and torch.equal(out, ref)
+    zeros = data.augment(x, torch.Generator().manual_seed(123), crop_padding=p, hflip=hflip)
+    assert not torch.equal(out, zeros)
+
+
+def test_iterate_batches_edge_padding_has_no_black_border():
+    x = torch.full((6, 1, 4, 4), 200, dtype=torch.uint8)
+    y = torch.zeros(6, dtype=torch.int64)
+    (xb, _), = data.iterate_batches(x, y, batch_size=6, mean=(0.5,), std=(0.5,), shuffle=False,
+                                     generator=torch.Generator().manual_seed(0), crop_padding=3,
+                                     crop_pad_mode="edge")
+    bright = data.normalize(torch.full((1, 1, 1, 1), 200, dtype=torch.uint8), (0.5,), (0.5,)).item()
+    assert bool((xb == bright).all())   # a uniform image stays uniform: the border repeats its edge
+    with pytest.raises(ValueError, match="crop_pad_mode"):
+        data.augment(x, torch.Generator(), crop_padding=2, crop_pad_mode="reflect")
+
+
 # --------------------------------------------------------------------------- #
 # Real data (offline copies), when present
 # --------------------------------------------------------------------------- #

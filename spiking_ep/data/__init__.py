@@ -32,7 +32,7 @@ from __future__ import annotations
 # cifar._decode_image) are deliberately not re-exported: a patch of the package attribute
 # would change nothing, so it must name the module that uses them.
 from . import cifar, idx
-from .augmentation import _apply_augment, _draw_augment_params, augment
+from .augmentation import PAD_MODES, _apply_augment, _draw_augment_params, augment
 from .batches import iterate_batches, normalize, num_batches
 from .dataset import _SPECS, DATASET_NAMES, Dataset, _canonical_name
 from .load import load_dataset
@@ -42,6 +42,7 @@ __all__ = [
     "DATA_ENV_VAR",
     "CACHE_ENV_VAR",
     "DATASET_NAMES",
+    "PAD_MODES",
     "DataError",
     "Dataset",
     "resolve_data_dir",

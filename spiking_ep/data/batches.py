@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .augmentation import _apply_augment, _draw_augment_params
+from .augmentation import _apply_augment, _draw_augment_params, check_pad_mode
 
 def normalize(
     x_uint8: torch.Tensor,
@@ -61,6 +61,7 @@ def iterate_batches(
     generator: torch.Generator | None,
     crop_padding: int = 0,
     hflip: bool = False,
+    crop_pad_mode: str = "zeros",
     drop_last: bool = False,
     start_batch: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -79,8 +80,9 @@ def iterate_batches(
         generator: required when shuffling or augmenting. The permutation is
             drawn from it immediately, once per call (not lazily at the first
             ``next``); augmentation parameters are drawn batch by batch.
-        crop_padding, hflip: see :func:`augment`; applied to the ``uint8``
-            batch, so the padding is black (pixel 0) before normalisation.
+        crop_padding, hflip, crop_pad_mode: see :func:`augment`; applied to
+            the ``uint8`` batch, so zero padding is black (pixel 0) before
+            normalisation.
         drop_last: drop a final incomplete batch.
         start_batch: skip the first ``start_batch`` batches of the epoch, to
             resume mid-epoch. Restore the generator to its state from before
@@ -104,6 +106,7 @@ def iterate_batches(
         raise ValueError(f"start_batch must be in 0..{total}, got {start_batch}")
     if crop_padding < 0:
         raise ValueError(f"crop_padding must be >= 0, got {crop_padding}")
+    check_pad_mode(crop_pad_mode)
     augmenting = crop_padding > 0 or hflip
     if (shuffle or augmenting) and generator is None:
         raise ValueError("shuffling or augmenting needs a torch.Generator (pass generator=...)")
@@ -125,7 +128,7 @@ def iterate_batches(
             # Move uint8 (4× fewer bytes than float), then augment and convert there.
             xb = xb.to(device)
             if params is not None:
-                xb = _apply_augment(xb, *params, crop_padding)
+                xb = _apply_augment(xb, *params, crop_padding, crop_pad_mode)
             yield normalize(xb, mean, std, dtype=dtype), yb.to(device=device, dtype=torch.int64)
 
     return batches()
