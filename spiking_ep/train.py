@@ -1,5 +1,7 @@
 """Training loop: EP (any estimator, rate or spiking) or BPTT, with a self-describing run folder.
 
+Single process, or data-parallel under ``torchrun`` (see :mod:`spiking_ep.distributed`).
+
 Run folder (``train.out_dir/run_name``):
     config.yaml     the resolved config (reloadable)
     metrics.csv     one row per epoch: errors, losses, learning rate, seconds, extras
@@ -25,16 +27,18 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from tqdm import tqdm
 
 import rate_ref as R
 from rate_ref.config import ConfigError
 
 from . import data as D
-from .checkpoint import atomic_save, atomic_write_text, check_state_dict, load_file
+from .checkpoint import CheckpointError, atomic_save, atomic_write_text, check_state_dict, load_file
 from .config import Config, dump_config
 from .gradients import Divergence, batch_stats, check_states, compute_gradients, first_nonfinite
 from .inference import as_input, evaluate, infer
+from . import distributed as DP
 from .runinfo import choose_threads, command_line, git_commit, hardware, machine_load, now, versions
 
 __all__ = ["Divergence", "Interrupted", "train", "evaluate", "infer", "compute_gradients", "check_states",
@@ -73,8 +77,10 @@ def load_data(cfg: Config) -> D.Dataset:
 
 
 def normalisation(cfg: Config, ds: D.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) per channel for :func:`spiking_ep.data.normalize`; std scaled by ``data.std_scale``."""
-    return ds.mean, tuple(s * cfg.data.std_scale for s in ds.std)
+    """(mean, std) per channel for :func:`spiking_ep.data.normalize`: the dataset's (or ``data.std``
+    where given), std scaled by ``data.std_scale``."""
+    std = getattr(cfg.data, "std", None) or ds.std
+    return ds.mean, tuple(s * cfg.data.std_scale for s in std)
 
 
 def param_groups(net: R.EPNetwork, cfg: Config) -> list[dict]:
@@ -159,186 +165,311 @@ def _write_metrics(run_dir: Path, rows: list[dict]) -> None:
     atomic_write_text(buf.getvalue(), run_dir / "metrics.csv")
 
 
+class _Trainer:
+    """One training run: set-up, restore, the batch step, the epoch end, checkpoints (see :func:`train`)."""
+
+    def __init__(self, cfg: Config, run_dir: Path, ckpt: dict | None, config_path: str | None, log):
+        self.cfg, self.tc, self.run_dir, self.config_path = cfg, cfg.train, run_dir, config_path
+        choose_threads(self.tc.threads, log)
+        self.device = resolve_device(self.tc.device)
+        self.dist = DP.setup(self.device)
+        self.device = DP.local_device(self.device, self.dist)
+        self.log = log if self.dist.main else (lambda *a, **k: None)
+        self.dtype = getattr(torch, self.tc.dtype)
+        # Everything that can fail fast does so before any long computation.
+        torch.manual_seed(self.tc.seed)
+        self.net = R.build_network(cfg.model).to(device=self.device, dtype=self.dtype)
+        self.ds = load_data(cfg)
+        self.log(f"data: {self.ds.source}")
+        if self.ds.source.startswith("embedded"):
+            self.log(f"  (no MNIST files under {D.resolve_data_dir(cfg.data.root)}; set data.root or SPIKING_EP_DATA "
+                     f"to a folder with the four IDX files to train on the full 60,000/10,000 digits)")
+        self.mean, self.std = normalisation(cfg, self.ds)
+        self.opt, self.sched = make_optimizer(self.net, cfg)
+        self.particles = self._particles()
+        self.order_gen = torch.Generator().manual_seed(self.tc.seed + 1)
+        self.aug_gen = torch.Generator().manual_seed(self.tc.seed + 2)
+        self.algo_gen = torch.Generator().manual_seed(self.tc.seed + 3)
+        self.rows: list[dict] = []
+        self.epoch, self.batch_pos, self.perm, self.acc = 0, 0, None, None
+        self.elapsed_before = 0.0
+        if ckpt is not None:
+            self._restore(ckpt)
+        elif self.dist.main:
+            run_dir.mkdir(parents=True, exist_ok=False)
+            atomic_write_text(dump_config(cfg), run_dir / "config.yaml")
+            if self.tc.save_epoch_weights:
+                atomic_save(self.net.state_dict(), run_dir / "weights-epoch000.pt")
+        DP.barrier(self.dist)
+        self.n = len(self.ds.train_x)
+        self.n_batches = math.ceil(self.n / self.tc.batch_size)
+        self.t_start = self.last_ckpt = time.time()
+
+    # --- set-up and restore ----------------------------------------------------------------------
+    def _particles(self):
+        if self.cfg.method.warm_start != "persistent":
+            return None
+        from .warm_start import Particles, describe
+        # a rank keeps the states of its own examples only (index mod world = rank), at index // world
+        n_own = len(range(self.dist.rank, len(self.ds.train_x), self.dist.world))
+        p = Particles(self.net, n_own, kind=self.cfg.model.kind,
+                      synapses=self.cfg.model.kind == "spiking" and self.cfg.spiking.tau_syn is not None)
+        self.log(describe(p) + (f" on each of {self.dist.world} ranks" if self.dist.enabled else ""))
+        return p
+
+    def _restore(self, ckpt: dict) -> None:
+        source = str(self.run_dir / "checkpoint.pt")
+        check_state_dict(self.net, ckpt["model"], source)
+        if ckpt.get("world", 1) != self.dist.world:
+            raise CheckpointError(f"{source}: written by {ckpt.get('world', 1)} process(es), resumed with "
+                                  f"{self.dist.world}; resume with the same number of processes")
+        self.net.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None and ckpt.get("scheduler"):
+            self.sched.load_state_dict(ckpt["scheduler"])
+        for name in ("order_gen", "aug_gen", "algo_gen"):
+            getattr(self, name).set_state(ckpt[name])
+        self.rows, self.epoch, self.batch_pos = list(ckpt["rows"]), ckpt["epoch"], ckpt["batch"]
+        self.perm, self.acc = ckpt["perm"], ckpt["acc"]
+        if self.acc is not None and not self.dist.main:
+            self.acc = _new_acc()     # rank 0's checkpoint holds the all-rank sums
+        if self.particles is not None:
+            self.particles.load_state_dict(self._saved_particles(ckpt, source), source)
+        self.elapsed_before = ckpt.get("elapsed", 0.0)
+        self.log(f"resuming {self.run_dir} at epoch {self.epoch + 1}, batch {self.batch_pos}")
+
+    def _saved_particles(self, ckpt: dict, source: str):
+        if not self.dist.enabled:
+            return ckpt.get("particles")
+        path = self.run_dir / DP.particles_file(self.dist.rank)
+        shard = load_file(path)
+        if (shard.get("epoch"), shard.get("batch")) != (ckpt["epoch"], ckpt["batch"]):
+            raise CheckpointError(f"{path} (epoch {shard.get('epoch')}, batch {shard.get('batch')}) does not match "
+                                  f"{source} (epoch {ckpt['epoch']}, batch {ckpt['batch']})")
+        return shard["particles"]
+
+    # --- checkpoints -----------------------------------------------------------------------------
+    def save(self) -> None:
+        """Checkpoint (rank 0) and this rank's warm-start states; the accumulators hold all-rank sums."""
+        acc = self.acc
+        if self.dist.enabled and acc is not None:
+            acc = _sum_acc(acc, self.dist, self.device)
+            self.acc = acc if self.dist.main else _new_acc()
+        if self.dist.enabled and self.particles is not None:
+            atomic_save({"epoch": self.epoch, "batch": self.batch_pos, "particles": self.particles.state_dict()},
+                        self.run_dir / DP.particles_file(self.dist.rank))
+        if self.dist.main:
+            atomic_save({
+                "model": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "order_gen": self.order_gen.get_state(), "aug_gen": self.aug_gen.get_state(),
+                "algo_gen": self.algo_gen.get_state(), "rows": self.rows, "epoch": self.epoch,
+                "batch": self.batch_pos, "perm": self.perm, "acc": acc, "world": self.dist.world,
+                "elapsed": self.elapsed_before + time.time() - self.t_start,
+                "particles": self.particles.state_dict() if self.particles is not None and not self.dist.enabled else None,
+            }, self.run_dir / "checkpoint.pt")
+            atomic_save(self.net.state_dict(), self.run_dir / "weights.pt")
+        DP.barrier(self.dist)
+        self.last_ckpt = time.time()
+
+    # --- one mini-batch --------------------------------------------------------------------------
+    def batch(self, b: int) -> tuple:
+        """The global batch b (augmented, normalised, with its dropout masks), then this rank's share."""
+        idx = self.perm[b * self.tc.batch_size:(b + 1) * self.tc.batch_size]
+        x = self.ds.train_x[idx]
+        if self.cfg.data.crop_padding or self.cfg.data.hflip:
+            # on the raw pixels, so that crop padding is black as in torchvision's RandomCrop
+            x = D.augment(x, self.aug_gen, crop_padding=self.cfg.data.crop_padding, hflip=self.cfg.data.hflip)
+        masks = R.draw_masks(self.net, len(idx), generator=self.algo_gen, device=self.device, dtype=self.dtype)
+        if self.dist.enabled:
+            mine = DP.shard(idx, self.dist)
+            x, own = x[mine], idx[mine]
+            if masks is not None:
+                masks = tuple(None if m is None else m[mine.to(m.device)] for m in masks)
+        else:
+            own = idx
+        x = as_input(D.normalize(x, self.mean, self.std, dtype=self.dtype).to(self.device), self.cfg)
+        return idx, own, x, self.ds.train_y[own].to(self.device), masks
+
+    def step(self, b: int) -> None:
+        idx, own, x, y, masks = self.batch(b)
+        where = f"epoch {self.epoch + 1}, batch {b + 1}"
+        start = self.particles.start_state(own // self.dist.world, x) if self.particles is not None else None
+        bad, grads, state, extra = None, None, None, {}
+        if len(own):
+            grads, state, extra = compute_gradients(self.net, x, y, self.cfg, self.algo_gen, masks, start)
+            bad = self._check(grads, x, y, extra, masks, where, start)
+        else:   # an empty share: keep the shared generator in step with the other ranks
+            grads = {k: torch.zeros_like(p) for k, p in self.net.named_parameters()}
+            if self.cfg.method.estimator == "random_sign":
+                torch.rand((), generator=self.algo_gen)
+        n_bad = DP.all_sum([float(bad is not None)], self.dist, self.device)[0] if self.dist.enabled else float(bad is not None)
+        if n_bad:
+            if bad is None:
+                bad = Divergence(f"non-finite values on another rank ({where})")
+            if self.tc.on_nonfinite == "stop":
+                raise Divergence(f"{bad}; the last good checkpoint is kept in {self.run_dir}")
+            self.acc["skipped"] += 1 if self.dist.main else 0
+            self.log(f"skipping batch: {bad}")
+            return
+        self._update(DP.average_gradients(grads, len(own), len(idx), self.dist), where)
+        if len(own):
+            if self.particles is not None:
+                self.particles.store(own // self.dist.world, extra["state_free"])
+            self._account(state, y, extra)
+
+    def _check(self, grads, x, y, extra, masks, where, start) -> Divergence | None:
+        try:
+            if "states" in extra:
+                check_states(self.net, x, y, self.cfg, extra["states"], masks, where, start)
+            k = first_nonfinite(grads)
+            if k is not None:
+                raise Divergence(f"non-finite gradient for parameter '{k}' ({where})")
+        except Divergence as e:
+            return e
+        return None
+
+    def _update(self, grads: dict, where: str) -> None:
+        params = dict(self.net.named_parameters())
+        for k, g in grads.items():
+            params[k].grad = g.to(params[k].dtype)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        k = first_nonfinite(dict(self.net.named_parameters()))
+        if k is not None:
+            raise Divergence(f"parameter '{k}' became non-finite after the update ({where}); "
+                             f"the last good checkpoint is kept in {self.run_dir}")
+
+    def _account(self, state, y, extra) -> None:
+        with torch.no_grad():
+            self.acc["wrong"] += (R.predict(self.net, state).argmax(1) != y).sum().item()
+            self.acc["loss"] += R.loss(self.net, state, y).item() * len(y)
+        self.acc["seen"] += len(y)
+        for key, v in batch_stats(extra, len(y)).items():
+            self.acc["extra"][key] = self.acc["extra"].get(key, 0.0) + v * len(y)
+
+    # --- epochs ----------------------------------------------------------------------------------
+    def run_epoch(self, sig) -> None:
+        if self.perm is None:
+            self.perm = torch.randperm(self.n, generator=self.order_gen)
+            self.acc = _new_acc()
+        t_epoch = time.time()
+        bar = tqdm(range(self.batch_pos, self.n_batches), desc=f"epoch {self.epoch + 1}/{self.tc.epochs}",
+                   initial=self.batch_pos, total=self.n_batches, leave=False, disable=None if self.dist.main else True)
+        for b in bar:
+            self.step(b)
+            self.batch_pos = b + 1
+            bar.set_postfix(err=f"{self.acc['wrong'] / max(self.acc['seen'], 1):.3f}")
+            due = (self.tc.checkpoint_every_batches and self.batch_pos % self.tc.checkpoint_every_batches == 0) or \
+                (time.time() - self.last_ckpt) > 60 * self.tc.checkpoint_every_minutes
+            stop = sig.received is not None
+            if self.dist.enabled:   # every rank stops at the same batch
+                due, stop = (v > 0 for v in DP.all_sum([float(bool(due)), float(stop)], self.dist, self.device))
+            if stop or (due and self.batch_pos < self.n_batches):
+                self.acc["seconds"] += time.time() - t_epoch
+                t_epoch = time.time()
+                self.save()
+                if stop:
+                    bar.close()
+                    raise Interrupted(sig.received or signal.SIGTERM, self.run_dir)
+        bar.close()
+        self.acc["seconds"] += time.time() - t_epoch
+        self.end_epoch()
+
+    def end_epoch(self) -> None:
+        acc = _sum_acc(self.acc, self.dist, self.device) if self.dist.enabled else self.acc
+        test = self._evaluate()
+        seen = max(acc["seen"], 1)
+        row = {"epoch": self.epoch + 1, "train_error": acc["wrong"] / seen, "train_loss": acc["loss"] / seen,
+               "test_error": test["error"], "test_loss": test["loss"], "lr": self.opt.param_groups[0]["lr"],
+               "seconds": round(self.acc["seconds"], 3), "skipped_batches": acc["skipped"],
+               "torch_threads": torch.get_num_threads(), "load_avg_1m": (machine_load()["load_avg"] or [float("nan")])[0]}
+        if self.dist.enabled:
+            row["world_size"] = self.dist.world
+        row.update({k: v / seen for k, v in acc["extra"].items()})
+        row.update({f"test_{k}": v for k, v in test.items() if k not in ("error", "loss")})
+        row.update(fb_angles(self.net))
+        self.rows.append(row)
+        if self.sched is not None:
+            self.sched.step()
+        self.epoch, self.batch_pos, self.perm, self.acc = self.epoch + 1, 0, None, None
+        if self.dist.main:
+            _write_metrics(self.run_dir, self.rows)
+        self.save()
+        if self.tc.save_epoch_weights and self.dist.main:
+            atomic_save(self.net.state_dict(), self.run_dir / f"weights-epoch{self.epoch:03d}.pt")
+        self.log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
+                 f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
+
+    def _evaluate(self) -> dict:
+        # each rank evaluates every world-th test example; the sums are combined
+        tx, ty = self.ds.test_x[self.dist.rank::self.dist.world], self.ds.test_y[self.dist.rank::self.dist.world]
+        res = evaluate(self.net, tx, ty, self.cfg, self.device, self.dtype, self.mean, self.std)
+        if not self.dist.enabled:
+            return res
+        keys = [k for k in res]
+        sums = DP.all_sum([res[k] * len(ty) for k in keys] + [float(len(ty))], self.dist, self.device)
+        return {k: v / sums[-1] for k, v in zip(keys, sums[:-1])}
+
+    def summary(self) -> dict:
+        s = {"command": command_line(), "config": self.config_path, "seed": self.tc.seed, "versions": versions(),
+             "device": str(self.device), "hardware": hardware(self.device), "dtype": self.tc.dtype,
+             "git_commit": git_commit(), "data_source": self.ds.source, "n_train": len(self.ds.train_x),
+             "n_test": len(self.ds.test_x), "started": now(), "machine_at_start": machine_load(),
+             "model": str(self.net), "n_parameters": sum(p.numel() for p in self.net.parameters())}
+        if self.dist.enabled:
+            s["world_size"] = self.dist.world
+        return s
+
+
+def _new_acc() -> dict:
+    return {"wrong": 0, "loss": 0.0, "seen": 0, "skipped": 0, "seconds": 0.0, "extra": {}}
+
+
+def _sum_acc(acc: dict, d, device) -> dict:
+    """The accumulators summed over ranks (every rank must call this at the same point)."""
+    keys = sorted(acc["extra"])
+    vals = DP.all_sum([acc["wrong"], acc["loss"], acc["seen"], acc["skipped"]] + [acc["extra"][k] for k in keys],
+                      d, device)
+    return {"wrong": int(vals[0]), "loss": vals[1], "seen": int(vals[2]), "skipped": int(vals[3]),
+            "seconds": acc["seconds"], "extra": dict(zip(keys, vals[4:]))}
+
+
 def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None = None,
           resume: Path | None = None, log=print) -> dict:
-    """Train per ``cfg``; returns the summary dict. ``resume``: a run folder to continue."""
+    """Train per ``cfg``; returns the summary dict. ``resume``: a run folder to continue.
+
+    Under torchrun (env ``WORLD_SIZE`` > 1) every process calls this; rank 0 names and writes the
+    run folder (see :mod:`spiking_ep.distributed`).
+    """
     if resume is not None:
         run_dir = Path(resume)
         ckpt = load_file(run_dir / "checkpoint.pt")
     else:
-        run_dir = run_dir or new_run_dir(cfg, config_path)
         ckpt = None
-    tc = cfg.train
-    choose_threads(tc.threads, log)
-    device = resolve_device(tc.device)
-    dtype = getattr(torch, tc.dtype)
-
-    # Everything that can fail fast does so before any long computation.
-    torch.manual_seed(tc.seed)
-    net = R.build_network(cfg.model).to(device=device, dtype=dtype)
-    ds = load_data(cfg)
-    log(f"data: {ds.source}")
-    if ds.source.startswith("embedded"):
-        log(f"  (no MNIST files under {D.resolve_data_dir(cfg.data.root)}; set data.root or SPIKING_EP_DATA "
-            f"to a folder with the four IDX files to train on the full 60,000/10,000 digits)")
-    mean, std = normalisation(cfg, ds)
-    opt, sched = make_optimizer(net, cfg)
-
-    particles = None
-    if cfg.method.warm_start == "persistent":
-        from .warm_start import Particles, describe
-        particles = Particles(net, len(ds.train_x), kind=cfg.model.kind,
-                              synapses=cfg.model.kind == "spiking" and cfg.spiking.tau_syn is not None)
-        log(describe(particles))
-
-    order_gen = torch.Generator().manual_seed(tc.seed + 1)
-    aug_gen = torch.Generator().manual_seed(tc.seed + 2)
-    algo_gen = torch.Generator().manual_seed(tc.seed + 3)
-    rows: list[dict] = []
-    epoch, batch_pos, perm, acc = 0, 0, None, None
-    elapsed_before = 0.0
-    if ckpt is not None:
-        check_state_dict(net, ckpt["model"], str(run_dir / "checkpoint.pt"))
-        net.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None and ckpt.get("scheduler"):
-            sched.load_state_dict(ckpt["scheduler"])
-        order_gen.set_state(ckpt["order_gen"])
-        aug_gen.set_state(ckpt["aug_gen"])
-        algo_gen.set_state(ckpt["algo_gen"])
-        rows, epoch, batch_pos = list(ckpt["rows"]), ckpt["epoch"], ckpt["batch"]
-        perm, acc = ckpt["perm"], ckpt["acc"]
-        if particles is not None:
-            particles.load_state_dict(ckpt.get("particles"), str(run_dir / "checkpoint.pt"))
-        elapsed_before = ckpt.get("elapsed", 0.0)
-        log(f"resuming {run_dir} at epoch {epoch + 1}, batch {batch_pos}")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=False)
-        atomic_write_text(dump_config(cfg), run_dir / "config.yaml")
-        if tc.save_epoch_weights:
-            atomic_save(net.state_dict(), run_dir / "weights-epoch000.pt")
-
-    summary = {
-        "command": command_line(), "config": config_path, "seed": tc.seed, "versions": versions(),
-        "device": str(device), "hardware": hardware(device), "dtype": tc.dtype, "git_commit": git_commit(),
-        "data_source": ds.source, "n_train": len(ds.train_x), "n_test": len(ds.test_x),
-        "started": now(), "machine_at_start": machine_load(),
-        "model": str(net), "n_parameters": sum(p.numel() for p in net.parameters()),
-    }
-    if ckpt is None and fb_angles(net):
-        summary["angles_at_init"] = fb_angles(net)
-    n = len(ds.train_x)
-    bs = tc.batch_size
-    n_batches = math.ceil(n / bs)
-    t_start = time.time()
-    last_ckpt = time.time()
-
-    def save(epoch_, batch_, perm_, acc_):
-        atomic_save({
-            "model": net.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict() if sched is not None else None,
-            "order_gen": order_gen.get_state(), "aug_gen": aug_gen.get_state(), "algo_gen": algo_gen.get_state(),
-            "rows": rows, "epoch": epoch_, "batch": batch_, "perm": perm_, "acc": acc_,
-            "elapsed": elapsed_before + time.time() - t_start,
-            "particles": particles.state_dict() if particles is not None else None,
-        }, run_dir / "checkpoint.pt")
-        atomic_save(net.state_dict(), run_dir / "weights.pt")
-
+        if run_dir is None:
+            world = int(__import__("os").environ.get("WORLD_SIZE", "1"))
+            # every rank must agree on the (time-stamped) name: rank 0's after the group is up
+            run_dir = new_run_dir(cfg, config_path) if world == 1 else None
+    if run_dir is None:
+        d = DP.setup(resolve_device(cfg.train.device))
+        run_dir = DP.broadcast(new_run_dir(cfg, config_path) if d.main else None, d)
+    t = _Trainer(cfg, Path(run_dir), ckpt, config_path, log)
+    summary = t.summary()
+    if ckpt is None and fb_angles(t.net):
+        summary["angles_at_init"] = fb_angles(t.net)
     with _Signals() as sig:
-        while epoch < tc.epochs:
-            if perm is None:
-                perm = torch.randperm(n, generator=order_gen)
-                acc = {"wrong": 0, "loss": 0.0, "seen": 0, "skipped": 0, "seconds": 0.0, "extra": {}}
-            t_epoch = time.time()
-            bar = tqdm(range(batch_pos, n_batches), desc=f"epoch {epoch + 1}/{tc.epochs}", initial=batch_pos,
-                       total=n_batches, leave=False, disable=None)
-            for b in bar:
-                idx = perm[b * bs:(b + 1) * bs]
-                x = ds.train_x[idx]
-                if cfg.data.crop_padding or cfg.data.hflip:
-                    # on the raw pixels, so that crop padding is black as in torchvision's RandomCrop
-                    x = D.augment(x, aug_gen, crop_padding=cfg.data.crop_padding, hflip=cfg.data.hflip)
-                x = D.normalize(x, mean, std, dtype=dtype)
-                x, y = as_input(x.to(device), cfg), ds.train_y[idx].to(device)
-                masks = R.draw_masks(net, len(y), generator=algo_gen, device=device, dtype=dtype)
-                where = f"epoch {epoch + 1}, batch {b + 1}"
-                start = particles.start_state(idx, x) if particles is not None else None
-                grads, state, extra = compute_gradients(net, x, y, cfg, algo_gen, masks, start)
-                bad = None
-                try:
-                    if "states" in extra:
-                        check_states(net, x, y, cfg, extra["states"], masks, where, start)
-                    k = first_nonfinite(grads)
-                    if k is not None:
-                        raise Divergence(f"non-finite gradient for parameter '{k}' ({where})")
-                except Divergence as e:
-                    bad = e
-                if bad is not None:
-                    if tc.on_nonfinite == "stop":
-                        raise Divergence(f"{bad}; the last good checkpoint is kept in {run_dir}")
-                    acc["skipped"] += 1
-                    log(f"skipping batch: {bad}")
-                else:
-                    params = dict(net.named_parameters())
-                    for k, g in grads.items():
-                        params[k].grad = g.to(params[k].dtype)
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    if particles is not None:
-                        particles.store(idx, extra["state_free"])
-                    k = first_nonfinite(dict(net.named_parameters()))
-                    if k is not None:
-                        raise Divergence(f"parameter '{k}' became non-finite after the update ({where}); "
-                                         f"the last good checkpoint is kept in {run_dir}")
-                    with torch.no_grad():
-                        acc["wrong"] += (R.predict(net, state).argmax(1) != y).sum().item()
-                        acc["loss"] += R.loss(net, state, y).item() * len(y)
-                    acc["seen"] += len(y)
-                    for key, v in batch_stats(extra, len(y)).items():
-                        acc["extra"][key] = acc["extra"].get(key, 0.0) + v * len(y)
-                batch_pos = b + 1
-                bar.set_postfix(err=f"{acc['wrong'] / max(acc['seen'], 1):.3f}")
-                due = (tc.checkpoint_every_batches and batch_pos % tc.checkpoint_every_batches == 0) or \
-                      (time.time() - last_ckpt) > 60 * tc.checkpoint_every_minutes
-                if sig.received is not None or (due and batch_pos < n_batches):
-                    acc["seconds"] += time.time() - t_epoch
-                    t_epoch = time.time()
-                    save(epoch, batch_pos, perm, acc)
-                    last_ckpt = time.time()
-                    if sig.received is not None:
-                        bar.close()
-                        raise Interrupted(sig.received, run_dir)
-            bar.close()
-            acc["seconds"] += time.time() - t_epoch
-            test = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, mean, std)
-            row = {"epoch": epoch + 1,
-                   "train_error": acc["wrong"] / max(acc["seen"], 1), "train_loss": acc["loss"] / max(acc["seen"], 1),
-                   "test_error": test["error"], "test_loss": test["loss"],
-                   "lr": opt.param_groups[0]["lr"], "seconds": round(acc["seconds"], 3),
-                   "skipped_batches": acc["skipped"], "torch_threads": torch.get_num_threads(),
-                   "load_avg_1m": (machine_load()["load_avg"] or [float("nan")])[0]}
-            row.update({k: v / max(acc["seen"], 1) for k, v in acc["extra"].items()})
-            row.update({f"test_{k}": v for k, v in test.items() if k not in ("error", "loss")})
-            row.update(fb_angles(net))
-            rows.append(row)
-            if sched is not None:
-                sched.step()
-            epoch, batch_pos, perm, acc = epoch + 1, 0, None, None
-            _write_metrics(run_dir, rows)
-            save(epoch, 0, None, None)
-            if tc.save_epoch_weights:
-                atomic_save(net.state_dict(), run_dir / f"weights-epoch{epoch:03d}.pt")
-            last_ckpt = time.time()
-            log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
-                f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
+        while t.epoch < t.tc.epochs:
+            t.run_epoch(sig)
             if sig.received is not None:
-                raise Interrupted(sig.received, run_dir)
-
+                raise Interrupted(sig.received, t.run_dir)
     summary.update({
-        "finished": now(), "machine_at_end": machine_load(),
-        "epochs": len(rows), "seconds_total": round(elapsed_before + time.time() - t_start, 1),
-        "final_test_error": rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in rows),
-        "final_train_error": rows[-1]["train_error"], "run_dir": str(run_dir),
+        "finished": now(), "machine_at_end": machine_load(), "epochs": len(t.rows),
+        "seconds_total": round(t.elapsed_before + time.time() - t.t_start, 1),
+        "final_test_error": t.rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in t.rows),
+        "final_train_error": t.rows[-1]["train_error"], "run_dir": str(t.run_dir),
     })
-    atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / "summary.json")
+    if t.dist.main:
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", t.run_dir / "summary.json")
+    DP.barrier(t.dist)
     return summary
