@@ -1,4 +1,4 @@
-"""Command line: ``spiking-ep train|evaluate|report|gdu|compare|export|import``.
+"""Command line: ``spiking-ep train|evaluate|report|gdu|compare|export|import`` (also ``python -m spiking_ep``).
 
 Errors that a user can fix (config, data, checkpoint) print one message naming the file or key
 and exit with status 2; divergence exits with 3; SIGINT/SIGTERM checkpoint and exit with 130/143.
@@ -23,8 +23,16 @@ def _add_config_args(p: argparse.ArgumentParser, optional: bool = False) -> None
                    help="override a config value, e.g. --set train.epochs=3 --set model.layers.0.features=256")
 
 
+def _plain(text: str) -> str:
+    """Docstring text for the terminal: reStructuredText ``literals`` without their backticks."""
+    return text.replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="spiking-ep", description=__doc__.splitlines()[0])
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="spiking-ep", description=_plain(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"spiking-ep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a network (EP rate/spiking, or BPTT)")
@@ -32,9 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
-    p = sub.add_parser("evaluate", help="test error of trained weights (as a rate or spiking network)")
-    _add_config_args(p)
-    p.add_argument("--weights", required=True, metavar="RUN_OR_FILE", help="a run folder or a weights.pt file")
+    p = sub.add_parser("evaluate", help="test error of trained weights (as a rate or spiking network)",
+                       description="Test error of trained weights. RUN_DIR: the run's own config.yaml (its "
+                       "network, data and data subset) and weights.pt; --config and --set override that config. "
+                       "A config file instead of RUN_DIR needs --weights.")
+    p.add_argument("target", metavar="RUN_DIR", help="a run folder, or a YAML config file (then with --weights)")
+    p.add_argument("--config", help="evaluate with this config file instead of the run's config.yaml")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set model.kind=spiking --set data.test_subset=null")
+    p.add_argument("--weights", metavar="RUN_OR_FILE", help="a run folder or a weights file (default: RUN_DIR)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     p.add_argument("--steps", metavar="T,T,...", help="sweep the inference time steps (free-phase T1), e.g. 25,50,100,200")
     p.add_argument("--out", help="with --steps: write the sweep as a markdown table here")
     p.add_argument("--plot", help="with --steps: plot error and synaptic operations vs time steps (PNG)")
@@ -126,35 +141,15 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    import torch
-
-    import rate_ref as R
-
-    from .checkpoint import load_weights
-    from .train import evaluate, load_data, normalisation, resolve_device
-    cfg = load_config(args.config, args.overrides)
-    try:
-        steps = [int(t) for t in args.steps.split(",")] if args.steps else [cfg.method.inference_T1]
-    except ValueError:
-        raise ConfigError(f"--steps {args.steps!r}: expected comma-separated whole numbers, e.g. 25,50,100") from None
-    if any(t < 1 for t in steps):
-        raise ConfigError(f"--steps {args.steps!r}: time steps must be ≥ 1")
-    device, dtype = resolve_device(cfg.train.device), getattr(torch, cfg.train.dtype)
-    net = R.build_network(cfg.model).to(device=device, dtype=dtype)
-    load_weights(net, args.weights)
-    ds = load_data(cfg)
-    mean, std = normalisation(cfg, ds)
-    rows = []
-    for t in steps:
-        res = evaluate(net, ds.test_x, ds.test_y, cfg, device, dtype, mean, std, steps=t)
-        rows.append({"T1": t, "test_error": res["error"], "test_loss": res["loss"],
-                     **{k: v for k, v in res.items() if k not in ("error", "loss")}})
-    print(json.dumps({"model_kind": cfg.model.kind, "weights": str(args.weights), "n_test": len(ds.test_x),
-                      "data": ds.source, "results": rows}, indent=2))
+    from .evaluation import evaluate_weights, format_table, parse_steps, resolve
+    cfg, weights, source = resolve(args.target, config=args.config, weights=args.weights, overrides=args.overrides)
+    steps = parse_steps(args.steps, cfg.method.inference_T1)
+    result = evaluate_weights(cfg, weights, steps, config_source=source)
+    print(json.dumps(result, indent=2) if args.json else format_table(result))
     if args.out or args.plot:
         from .report import sweep_report
-        sweep_report(rows, cfg, weights=str(args.weights), data=ds.source, out=args.out, plot_path=args.plot,
-                     device=device)
+        sweep_report(result["results"], cfg, weights=weights, data=result["data"], out=args.out,
+                     plot_path=args.plot, device=result["device"])
     return 0
 
 

@@ -163,6 +163,8 @@ def sweep_report(rows: list[dict], cfg, *, weights: str, data: str, out: str | N
     """Markdown table (and plot) of test error and spiking cost against inference time steps."""
     from datetime import datetime, timezone
 
+    import torch
+
     from .train import command_line, git_commit, hardware, versions
     v = versions()
     spiking = "synops_per_sample" in rows[0]
@@ -174,7 +176,7 @@ def sweep_report(rows: list[dict], cfg, *, weights: str, data: str, out: str | N
         if spiking:
             line += f" {r['spikes_per_neuron_step']:.4f} | {r['synops_per_sample']:.4g} |"
         lines.append(line)
-    lines += ["", f"Command: `{command_line()}`; data: {data}; hardware: {hardware(device)}; "
+    lines += ["", f"Command: `{command_line()}`; data: {data}; hardware: {hardware(torch.device(device))}; "
                   f"python {v['python']}, torch {v['torch']}, spiking-ep {v.get('spiking-ep')}; git {git_commit()}; "
                   f"{datetime.now(timezone.utc).isoformat(timespec='seconds')}"]
     if plot_path:

@@ -216,13 +216,13 @@ def test_evaluate_command(tmp_path, capsys):
     s = T.train(cfg_for(tmp_path, "train.run_name=ev", epochs=1), log=lambda *a: None)
     cfgfile = Path(s["run_dir"]) / "config.yaml"
     capsys.readouterr()
-    assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"]]) == 0
+    assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"], "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["results"][0]["test_error"] == pytest.approx(s["final_test_error"])
     # the same weights as a spiking network, swept over time steps, with a table and a plot
     md, png = tmp_path / "sweep.md", tmp_path / "sweep.png"
     assert main(["evaluate", str(cfgfile), "--weights", s["run_dir"], "--set", "model.kind=spiking",
-                 "--steps", "5,40", "--out", str(md), "--plot", str(png)]) == 0
+                 "--steps", "5,40", "--out", str(md), "--plot", str(png), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["results"]
     assert [r["T1"] for r in rows] == [5, 40]
     assert all(r["spikes_per_neuron_step"] > 0 and r["synops_per_sample"] > 0 for r in rows)
