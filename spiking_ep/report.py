@@ -35,14 +35,15 @@ def describe_method(cfg: dict) -> str:
     m, model = cfg["method"], cfg["model"]
     kind = "spiking " if model.get("kind") == "spiking" else ""
     if m["name"] == "bptt":
-        text = f"BPTT (T1={m['T1']}, K={m.get('K') or m['T2']})"
+        text = f"{kind}BPTT (T1={m['T1']}, K={m.get('K') or m['T2']})"
     else:
         text = f"{kind}EP {m['estimator'].replace('_', '-')} (β={m['beta']:g}, T1={m['T1']}, T2={m['T2']})"
         if model.get("kind") == "spiking":
             sp = cfg["spiking"]
             text += f", rule {sp['rule']}, {m.get('mode', 'sync')}, {sp.get('rate_estimate', 'count')} rates"
-            if sp.get("warm_start", "none") != "none":
-                text += f", warm start {sp['warm_start']}"
+        warm = m.get("warm_start") or cfg.get("spiking", {}).get("warm_start") or "none"   # older runs: spiking.*
+        if warm != "none":
+            text += f", warm start {warm}"
         if m.get("eval_T1"):
             text += f", eval T1={m['eval_T1']}"
     if model.get("unidirectional"):
@@ -118,31 +119,53 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def plot(runs: list[dict], path: str | Path, title: str) -> None:
+def curves_figure(runs: list[dict], title: str):
+    """Learning curves: test error and train error (%) per epoch, and W–B angles where the runs log
+    them. One legend for all panels, below them (long run descriptions neither cover a curve nor
+    run off the figure: the figure grows by the legend's height); whole-number epoch ticks."""
+    import textwrap
+
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     angle_keys = sorted({k for r in runs for k in r["rows"][0] if k.startswith("angle_")})
     ncols = 3 if angle_keys else 2
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 4))
-    for r in runs:
+    for i, r in enumerate(runs):
         ep = [x["epoch"] for x in r["rows"]]
-        label = f"{r['name']}: {describe_method(r['config'])}"
-        axes[0].plot(ep, [100 * x["test_error"] for x in r["rows"]], marker="o", label=label)
-        axes[1].plot(ep, [100 * x["train_error"] for x in r["rows"]], marker="o", label=label)
-        if angle_keys:
-            for k in angle_keys:
-                if k in r["rows"][0]:
-                    axes[2].plot(ep, [x[k] for x in r["rows"]], marker=".", label=f"{r['name']} {k[6:]}")
+        label = textwrap.fill(f"{r['name']}: {describe_method(r['config'])}", 40 * ncols)
+        axes[0].plot(ep, [100 * x["test_error"] for x in r["rows"]], marker="o", color=f"C{i}", label=label)
+        axes[1].plot(ep, [100 * x["train_error"] for x in r["rows"]], marker="o", color=f"C{i}")
+        for j, k in enumerate(k for k in angle_keys if k in r["rows"][0]):
+            axes[2].plot(ep, [x[k] for x in r["rows"]], marker=".", color=f"C{i}", ls=("-", "--", ":", "-.")[j % 4],
+                         label=f"{r['name']}: W–B angle {k[6:]}")
     axes[0].set(xlabel="epoch", ylabel="test error (%)", title="test error")
     axes[1].set(xlabel="epoch", ylabel="train error (%)", title="train error (free phase, during training)")
     if angle_keys:
         axes[2].set(xlabel="epoch", ylabel="degrees", title="angle between W and B")
-        axes[2].legend(fontsize=7)
-    axes[0].legend(fontsize=7)
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    handles, labels = [], []
+    for ax in axes:
+        h, lab = ax.get_legend_handles_labels()
+        handles, labels = handles + h, labels + lab
+    ncol = 1 if len(labels) <= 3 else 2
+    rows = sum(max(labels[i].count("\n") + 1 for i in range(k, min(k + ncol, len(labels))))
+               for k in range(0, len(labels), ncol))
+    legend_in = 0.2 + 0.17 * rows                      # legend height in inches at fontsize 7
+    fig.set_figheight(4 + legend_in)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, legend_in / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def plot(runs: list[dict], path: str | Path, title: str) -> None:
+    """Write :func:`curves_figure` to ``path`` (PNG)."""
+    import matplotlib.pyplot as plt
+    fig = curves_figure(runs, title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
