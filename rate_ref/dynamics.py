@@ -82,9 +82,29 @@ def drives(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Ten
     return out
 
 
+def autograd_drives(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Tensor | None = None,
+                    which: Sequence[int] | None = None, masks: Masks = None,
+                    x_drive: Tensor | None = None) -> dict[int, Tensor]:
+    """∂Φ^β/∂s_n by autograd of Φ^β(x, m ⊙ s) — the reference implementation's style (its code
+    differentiates Φ at every step). Same values as :func:`drives`; kept as the baseline the
+    benchmarks time the explicit drives against (``x_drive`` is accepted and unused)."""
+    which = range(len(state)) if which is None else which
+    with torch.enable_grad():
+        s = tuple(t.detach().requires_grad_(True) for t in state)
+        phi = net.phi(x, _masked(s, masks), beta, y).sum()
+        grads = torch.autograd.grad(phi, s)
+    return {n: grads[n] for n in which}
+
+
+DRIVES = {"explicit": drives, "autograd": autograd_drives}
+
+
 def step(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Tensor | None = None,
-         mode: str = "sync", masks: Masks = None, x_drive: Tensor | None = None) -> State:
-    """One time step of the dynamics; returns the new state (the input state is not modified)."""
+         mode: str = "sync", masks: Masks = None, x_drive: Tensor | None = None, impl: str = "explicit") -> State:
+    """One time step of the dynamics; returns the new state (the input state is not modified).
+
+    ``impl``: ``explicit`` (the layers' drives) or ``autograd`` (autograd of Φ, the baseline)."""
+    drives = DRIVES[impl]
     if mode == "sync":
         d = drives(net, x, state, beta=beta, y=y, masks=masks, x_drive=x_drive)
         return tuple(sigma(d[n], net.theta) for n in range(len(state)))
@@ -112,7 +132,7 @@ def relax(net: EPNetwork, x: Tensor, *, steps: int, beta: float = 0.0, y: Tensor
 
 def settle(net: EPNetwork, x: Tensor, *, steps: int, tol: float | None = None, beta: float = 0.0,
            y: Tensor | None = None, state: State | None = None, mode: str = "sync",
-           masks: Masks = None) -> tuple[State, int]:
+           masks: Masks = None, impl: str = "explicit") -> tuple[State, int]:
     """Relax for at most ``steps`` steps, stopping early once max_n max|s_{t+1} − s_t| < ``tol``.
 
     Returns ``(state, steps_used)``. The residual is the largest state change over the whole batch
@@ -129,7 +149,7 @@ def settle(net: EPNetwork, x: Tensor, *, steps: int, tol: float | None = None, b
     state = net.zero_state(x) if state is None else tuple(state)
     x_drive = net.layers[0].forward_drive(x)
     for t in range(steps):
-        new = step(net, x, state, beta=beta, y=y, mode=mode, masks=masks, x_drive=x_drive)
+        new = step(net, x, state, beta=beta, y=y, mode=mode, masks=masks, x_drive=x_drive, impl=impl)
         if tol is not None and max((a - b).abs().max().item() for a, b in zip(new, state)) < tol:
             return new, t + 1
         state = new

@@ -154,3 +154,16 @@ def test_trainer_refuses_squared_error_with_beta_at_or_above_theta():
         load_config(None, sets + ["method.beta=1.0"])
     load_config(None, sets + ["method.beta=0.5"])
     load_config(None, sets + ["method.beta=1.0", "model.kind=spiking"])  # not refused: the spiking nudge reads a filtered rate trace
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv_max", "conv_avg"])
+@pytest.mark.parametrize("mode", ["sync", "evenodd"])
+def test_autograd_baseline_step_equals_the_explicit_step(kind, mode):
+    # the benchmarks' autograd-of-Φ baseline computes the same dynamics as the explicit drives
+    net, x, y = tiny.make(kind, x_scale=2.0)
+    s = R.relax(net, x, steps=5, mode=mode)
+    for beta in (0.0, 0.7):
+        a = R.step(net, x, s, beta=beta, y=y, mode=mode)
+        b = R.step(net, x, s, beta=beta, y=y, mode=mode, impl="autograd")
+        for u, v in zip(a, b):
+            torch.testing.assert_close(u, v, rtol=1e-12, atol=1e-12)
