@@ -169,3 +169,38 @@ def test_gdu_command_errors_exit_2(tmp_path, capsys, cfg_file):
     T.train(other, log=lambda *a: None)
     assert main(["gdu", cfg_file, *_args(), "--checkpoint", str(tmp_path / "o"), "--out", str(tmp_path / "c")]) == 2
     assert "another architecture" in capsys.readouterr().err
+
+
+def test_window_text_explains_t1_equal_t2_and_warns_only_for_a_real_drift():
+    net, x, y = make("dense")
+    converged = G.gdu_trace(net, x, y, beta=0.1, T1=200, T2=5)
+    assert "drift over the BPTT window" in G.window_text(converged) and "raise" not in G.window_text(converged)
+    unsettled = G.gdu_trace(net, x, y, beta=0.1, T1=8, T2=5)
+    assert unsettled.window_drift > 1e-3 and "raise method.T1" in G.window_text(unsettled)
+    # T1 = T2: BPTT starts at s = 0, so the state moves by construction; explained, not flagged
+    full = G.gdu_trace(net, x, y, beta=0.1, T1=5, T2=5)
+    assert full.window_drift > 0.1
+    text = G.window_text(full)
+    assert "T1 = T2" in text and "drift" not in text and "raise" not in text
+
+
+def test_gdu_command_with_t1_equal_t2_prints_no_drift_alarm(tmp_path, capsys, cfg_file):
+    out = tmp_path / "check"
+    assert main(["gdu", cfg_file, *_args("method.T1=6"), "--n-images", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "drift" not in printed and "note: BPTT unrolls the whole free phase from s = 0 (T1 = T2)" in printed
+    assert "drift" not in (out / "gdu_table.md").read_text()
+    assert "T1 = T2" in json.loads((out / "summary.json").read_text())["window_note"]
+
+
+def test_layer_bars_are_on_a_linear_axis_with_their_values():
+    from spiking_ep.gdu_plots import layers_figure
+    net, x, y = make("conv_max")
+    rows = G.metrics(G.gdu_trace(net, x, y, beta=0.1, T1=60, T2=5))
+    fig = layers_figure(rows, "t")
+    for ax in fig.axes:
+        assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+        labels = [t.get_text() for t in ax.texts]
+        assert len(labels) == 3 * len(ax.get_xticks()) and all(labels)
+    weights = [r for r in rows if r["kind"] == "weights"]
+    assert f"{weights[0]['rel_rms_sym']:.2g}" in [t.get_text() for t in fig.axes[1].texts]
