@@ -107,7 +107,8 @@ def step(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Tenso
     drives = DRIVES[impl]
     if mode == "sync":
         d = drives(net, x, state, beta=beta, y=y, masks=masks, x_drive=x_drive)
-        return tuple(sigma(d[n], net.theta) for n in range(len(state)))
+        # the state keeps its dtype when the drives come from reduced-precision (autocast) convolutions
+        return tuple(sigma(d[n], net.theta).to(state[n].dtype) for n in range(len(state)))
     if mode in ("evenodd", "forward"):
         new = list(state)
         n_layers = len(state)
@@ -116,7 +117,7 @@ def step(net: EPNetwork, x: Tensor, state: State, *, beta: float = 0.0, y: Tenso
         for which in groups:
             d = drives(net, x, tuple(new), beta=beta, y=y, which=which, masks=masks, x_drive=x_drive)
             for n in which:
-                new[n] = sigma(d[n], net.theta)
+                new[n] = sigma(d[n], net.theta).to(state[n].dtype)
         return tuple(new)
     raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 

@@ -179,6 +179,8 @@ class TrainConfig:
     checkpoint_every_batches: int = 0     # 0 = only by time and at epoch ends
     save_epoch_weights: bool = False      # also keep weights-epochNNN.pt (NNN = 000 for the initial weights)
     channels_last: bool | None = None     # NHWC image batches and states; default: on for conv networks (faster convolutions)
+    precision: Literal["float32", "tf32", "bf16"] = "float32"   # tf32 / bf16-autocast convolutions (spiking_ep.accel)
+    compile: bool = False                 # torch.compile the step functions (a GPU option)
     on_nonfinite: Literal["stop", "skip"] = "stop"
 
     def validate(self, where: str = "train") -> None:

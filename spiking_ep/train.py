@@ -38,6 +38,7 @@ from .checkpoint import CheckpointError, atomic_save, atomic_write_text, check_s
 from .config import Config, dump_config
 from .gradients import Divergence, batch_stats, check_states, compute_gradients, first_nonfinite
 from .inference import as_input, evaluate, infer
+from . import accel
 from . import distributed as DP
 from .runinfo import choose_threads, command_line, git_commit, hardware, machine_load, now, versions
 
@@ -297,7 +298,8 @@ class _Trainer:
         start = self.particles.start_state(own // self.dist.world, x) if self.particles is not None else None
         bad, grads, state, extra = None, None, None, {}
         if len(own):
-            grads, state, extra = compute_gradients(self.net, x, y, self.cfg, self.algo_gen, masks, start)
+            with accel.precision(self.tc.precision, self.device):
+                grads, state, extra = compute_gradients(self.net, x, y, self.cfg, self.algo_gen, masks, start)
             bad = self._check(grads, x, y, extra, masks, where, start)
         else:   # an empty share: keep the shared generator in step with the other ranks
             grads = {k: torch.zeros_like(p) for k, p in self.net.named_parameters()}
@@ -404,7 +406,8 @@ class _Trainer:
     def _evaluate(self) -> dict:
         # each rank evaluates every world-th test example; the sums are combined
         tx, ty = self.ds.test_x[self.dist.rank::self.dist.world], self.ds.test_y[self.dist.rank::self.dist.world]
-        res = evaluate(self.net, tx, ty, self.cfg, self.device, self.dtype, self.mean, self.std)
+        with accel.precision(self.tc.precision, self.device):
+            res = evaluate(self.net, tx, ty, self.cfg, self.device, self.dtype, self.mean, self.std)
         if not self.dist.enabled:
             return res
         keys = [k for k in res]
@@ -458,7 +461,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     summary = t.summary()
     if ckpt is None and fb_angles(t.net):
         summary["angles_at_init"] = fb_angles(t.net)
-    with _Signals() as sig:
+    with _Signals() as sig, accel.compiled_steps(t.tc.compile):
         while t.epoch < t.tc.epochs:
             t.run_epoch(sig)
             if sig.received is not None:

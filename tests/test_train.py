@@ -243,3 +243,19 @@ def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text((Path(__file__).parents[1] / "configs/mnist_fc.yaml").read_text())
     assert main(["train", "--resume", str(tmp_path)]) == 2
     assert "checkpoint.pt does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_reduced_precision_training_runs_and_keeps_float32_states(tmp_path, precision):
+    # on the CPU tf32 changes nothing; bf16 autocasts the drives, the states stay float32
+    cfg = load_config(None, SMALL + ["data.train_subset=100", "data.test_subset=50", "train.epochs=1",
+                                     f"train.precision={precision}", f"train.out_dir={tmp_path}"])
+    s = T.train(cfg, log=lambda *a: None)
+    assert 0.0 <= s["final_test_error"] <= 1.0
+    import rate_ref as R
+    from spiking_ep import accel
+    net = R.build_network(cfg.model)
+    x = torch.rand(4, 1, 28, 28)
+    with accel.precision(precision, torch.device("cpu")):
+        state = R.relax(net, x, steps=3)
+    assert all(t.dtype == torch.float32 for t in state)
