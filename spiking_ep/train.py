@@ -80,7 +80,7 @@ def load_data(cfg: Config) -> D.Dataset:
 def normalisation(cfg: Config, ds: D.Dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) per channel for :func:`spiking_ep.data.normalize`: the dataset's (or ``data.std``
     where given), std scaled by ``data.std_scale``."""
-    std = getattr(cfg.data, "std", None) or ds.std
+    std = cfg.data.std or ds.std
     return ds.mean, tuple(s * cfg.data.std_scale for s in std)
 
 
@@ -279,8 +279,9 @@ class _Trainer:
         idx = self.perm[b * self.tc.batch_size:(b + 1) * self.tc.batch_size]
         x = self.ds.train_x[idx]
         if self.cfg.data.crop_padding or self.cfg.data.hflip:
-            # on the raw pixels, so that crop padding is black as in torchvision's RandomCrop
-            x = D.augment(x, self.aug_gen, crop_padding=self.cfg.data.crop_padding, hflip=self.cfg.data.hflip)
+            # on the raw pixels, so that zero crop padding is black as in torchvision's RandomCrop
+            x = D.augment(x, self.aug_gen, crop_padding=self.cfg.data.crop_padding, hflip=self.cfg.data.hflip,
+                          crop_pad_mode=self.cfg.data.crop_pad_mode)
         masks = R.draw_masks(self.net, len(idx), generator=self.algo_gen, device=self.device, dtype=self.dtype)
         if self.dist.enabled:
             mine = DP.shard(idx, self.dist)

@@ -259,3 +259,18 @@ def test_reduced_precision_training_runs_and_keeps_float32_states(tmp_path, prec
     with accel.precision(precision, torch.device("cpu")):
         state = R.relax(net, x, steps=3)
     assert all(t.dtype == torch.float32 for t in state)
+
+
+def test_training_hands_the_crop_padding_mode_to_the_augmentation(tmp_path, monkeypatch):
+    from spiking_ep import data as D
+    seen = []
+    real = D.augment
+
+    def spy(*a, **k):
+        seen.append(k.get("crop_pad_mode"))
+        return real(*a, **k)
+    monkeypatch.setattr(D, "augment", spy)
+    cfg = load_config(None, SMALL + ["data.train_subset=100", "data.test_subset=50", "train.epochs=1",
+                                     "data.crop_padding=2", "data.crop_pad_mode=edge", f"train.out_dir={tmp_path}"])
+    T.train(cfg, log=lambda *a: None)
+    assert seen and set(seen) == {"edge"}

@@ -97,7 +97,8 @@ def read_config(run_dir: str | Path) -> dict:
 # Settings that must agree between arms for a fair comparison (a difference is a confound).
 SHARED_KEYS = (("model", "layers"), ("model", "theta"), ("model", "loss"), ("model", "input_shape"),
                ("model", "init_scale"), ("data", "name"), ("data", "train_subset"), ("data", "test_subset"),
-               ("data", "crop_padding"), ("data", "hflip"), ("data", "std_scale"), ("train", "epochs"),
+               ("data", "crop_padding"), ("data", "crop_pad_mode"), ("data", "hflip"), ("data", "std"),
+               ("data", "std_scale"), ("train", "epochs"),
                ("train", "batch_size"), ("optim", "lrs"), ("optim", "momentum"), ("optim", "weight_decay"),
                ("method", "mode"))
 

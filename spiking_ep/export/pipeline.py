@@ -88,7 +88,9 @@ def input_stats(cfg: Config) -> tuple[list[float], list[float]]:
     """Per-channel (mean, std) the images are normalised with: x = (pixel/255 − mean) / std."""
     from .. import data as D
     spec = D._SPECS[D._canonical_name(cfg.data.name)]
-    return list(spec.mean), [s * cfg.data.std_scale for s in spec.std]
+    # as training normalises (spiking_ep.train.normalisation): data.std, where given, replaces the dataset's
+    std = cfg.data.std or spec.std
+    return list(spec.mean), [s * cfg.data.std_scale for s in std]
 
 
 def metadata(cfg: Config, run_dir: Path, summary: dict, *, neuron: dict, feedback: str, steps: int, window: int,
