@@ -154,3 +154,18 @@ def test_cli_compare_errors_name_the_problem(tmp_path, capsys):
     assert "--arms: nonsense unknown" in capsys.readouterr().err
     assert main(["compare", "configs/compare/mnist.yaml", "--runs", str(tmp_path)]) == 2
     assert "no config.yaml" in capsys.readouterr().err
+
+
+def test_an_arm_locked_by_another_process_is_skipped(tmp_path):
+    import fcntl
+    cfg = load_config(None, TINY + ["train.epochs=1"])
+    held = open(tmp_path / "bptt-seed0.lock", "w")
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)     # as if another process were training it
+    logs = []
+    run_compare(cfg, out=tmp_path, arms=("rate_ep", "bptt"), report=False, log=logs.append)
+    assert any("bptt-seed0: being trained by another process" in line for line in logs)
+    assert (tmp_path / "rate_ep-seed0" / "summary.json").is_file()
+    assert not (tmp_path / "bptt-seed0").exists()
+    held.close()
+    run_compare(cfg, out=tmp_path, arms=("rate_ep", "bptt"), report=False, log=logs.append)
+    assert (tmp_path / "bptt-seed0" / "summary.json").is_file()

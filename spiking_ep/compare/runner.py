@@ -7,7 +7,9 @@ epochs, which may grow) is an error: results of two different comparisons are ne
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -61,16 +63,44 @@ def train_arms(cfg: Config, *, arms: tuple[str, ...], seeds: int, out: Path, log
             plan.append((arm, seed, c, run_dir, run_status(run_dir, c)))
     for arm, seed, c, run_dir, status in plan:
         runs[arm, seed] = run_dir
+        status = run_status(run_dir, c)     # another process may have moved on since the plan
         if status == "finished":
             log(f"{run_dir.name}: finished, skipped")
             continue
-        if status == "partial":
-            log(f"{run_dir.name}: resuming from its checkpoint")
-            atomic_write_text(dump_config(c), run_dir / "config.yaml")   # the epoch count may have grown
-            train(c, resume=run_dir, log=log)
-        else:
-            if run_dir.exists():   # started but never checkpointed: nothing to keep
-                shutil.rmtree(run_dir)
-            log(f"{run_dir.name}: training")
-            train(c, run_dir=run_dir, log=log)
+        with _claim(out, run_dir.name) as mine:
+            if not mine:
+                log(f"{run_dir.name}: being trained by another process (lock {out / (run_dir.name + '.lock')}), skipped")
+                continue
+            status = run_status(run_dir, c)
+            if status == "finished":
+                log(f"{run_dir.name}: finished, skipped")
+            elif status == "partial":
+                log(f"{run_dir.name}: resuming from its checkpoint")
+                atomic_write_text(dump_config(c), run_dir / "config.yaml")   # the epoch count may have grown
+                train(c, resume=run_dir, log=log)
+            else:
+                if run_dir.exists():   # started but never checkpointed: nothing to keep
+                    shutil.rmtree(run_dir)
+                log(f"{run_dir.name}: training")
+                train(c, run_dir=run_dir, log=log)
     return runs
+
+
+@contextlib.contextmanager
+def _claim(out: Path, name: str):
+    """An exclusive lock on one arm (``OUT/<arm>-seed<k>.lock``, ``flock``), so that several
+    ``--train-only`` processes sharing a comparison never train the same arm at once. A crashed
+    process's lock goes with it (the kernel drops the flock)."""
+    import fcntl
+    f = open(out / f"{name}.lock", "w")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        yield True
+    finally:
+        f.close()
