@@ -6,6 +6,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from ..checkpoint import fsync_dir
+
 
 def write_atomic(path: str | Path, write: Callable[[Path], None], check: Callable[[Path], None] | None = None) -> int:
     """``write(tmp)``, ``check(tmp)`` (raises if the file is wrong), then rename onto ``path``.
@@ -28,9 +30,5 @@ def write_atomic(path: str | Path, write: Callable[[Path], None], check: Callabl
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(path.parent)
     return path.stat().st_size
