@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="spiking-ep results")
     p.add_argument("--out", help="write the markdown table here")
     p.add_argument("--plot", help="write learning curves (PNG) here")
+    p.add_argument("--raw", metavar="DIR", help="also copy each run's config.yaml, metrics.csv and summary.json "
+                   "(never weights) into DIR/<run name>/, the raw data beside a results table")
 
     p = sub.add_parser("compare", help="train rate EP, spiking EP (rates, stdp), BPTT and spiking BPTT on the same "
                        "network and data, and report the gaps")
@@ -159,6 +161,9 @@ def _report(args) -> int:
         text = report(args.runs, title=args.title, out=args.out, plot_path=args.plot)
     except FileNotFoundError as e:
         raise ConfigError(str(e)) from None
+    if args.raw:
+        from .report import collect_raw
+        collect_raw(args.runs, args.raw)
     print(text)
     return 0
 

@@ -112,7 +112,9 @@ def test_report_command_on_a_trained_run(tmp_path, capsys):
     s = T.train(load_config(None, SMALL + ["train.epochs=2", "data.train_subset=300", "data.test_subset=200",
                                            f"train.out_dir={tmp_path}", "train.run_name=real"]), log=lambda *a: None)
     md, png = tmp_path / "table.md", tmp_path / "curves.png"
-    assert main(["report", s["run_dir"], "--out", str(md), "--plot", str(png), "--title", "Real"]) == 0
+    assert main(["report", s["run_dir"], "--out", str(md), "--plot", str(png), "--title", "Real",
+                 "--raw", str(tmp_path / "raw")]) == 0
+    assert sorted(p.name for p in (tmp_path / "raw" / "real").iterdir()) == ["config.yaml", "metrics.csv", "summary.json"]
     printed = capsys.readouterr().out
     text = md.read_text()
     assert printed.strip() == text.strip() and text.startswith("# Real")
