@@ -9,6 +9,6 @@ for m in symmetric one_sided; do
 done
 spiking-ep train configs/cifar10_small.yaml --set method.name=bptt \
   --set train.out_dir=$OUT --set train.run_name=bptt
-spiking-ep report $OUT/ep_symmetric $OUT/ep_one_sided $OUT/bptt \
+spiking-ep report --raw results/cifar10_small/runs $OUT/ep_symmetric $OUT/ep_one_sided $OUT/bptt \
   --title "Small CIFAR-10 convnet (32-64-128, 4k/1k subset): symmetric vs one-sided EP vs BPTT" \
   --out results/cifar10_small/README.md --plot results/cifar10_small/curves.png

@@ -14,6 +14,6 @@ spiking-ep train configs/cifar10_small.yaml --set model.layers.0.pool=avg --set 
 spiking-ep train configs/cifar10_small.yaml --set model.layers.0.pool=avg --set model.layers.1.pool=avg \
   --set model.layers.2.pool=avg --set method.name=bptt --set train.out_dir=$OUT --set train.run_name=bptt_avg &
 wait
-spiking-ep report $OUT/spiking $OUT/rate_avg $OUT/bptt_avg \
+spiking-ep report --raw results/cifar10_small_spiking/runs $OUT/spiking $OUT/rate_avg $OUT/bptt_avg \
   --title "Small CIFAR-10 convnet (32-64-128, avg pooling, 4k/1k subset): spiking EP vs rate EP vs BPTT" \
   --out results/cifar10_small_spiking/README.md --plot results/cifar10_small_spiking/curves.png

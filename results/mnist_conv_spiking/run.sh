@@ -10,6 +10,6 @@ C=configs/mnist_conv_spiking.yaml
 spiking-ep train $C --set train.epochs=6 --set train.out_dir=$OUT --set train.run_name=mnist &
 spiking-ep train $C --set train.epochs=6 --set data.name=fashion_mnist --set train.out_dir=$OUT --set train.run_name=fashion_mnist &
 wait
-spiking-ep report $OUT/mnist $OUT/fashion_mnist \
+spiking-ep report --raw results/mnist_conv_spiking/runs $OUT/mnist $OUT/fashion_mnist \
   --title "Spiking EP, small convnet (32-64, avg pool), MNIST and Fashion-MNIST, 6 epochs, β = 1" \
   --out results/mnist_conv_spiking/README.md --plot results/mnist_conv_spiking/curves.png

@@ -9,6 +9,6 @@ spiking-ep train $C --set model.kind=rate --set method.T1=10 --set method.T2=10 
   --set train.out_dir=$OUT --set train.run_name=rate_ep &
 spiking-ep train $C --set spiking.rule=rates --set train.out_dir=$OUT --set train.run_name=spiking_rates &
 wait
-spiking-ep report $OUT/rate_ep $OUT/spiking_rates  \
+spiking-ep report --raw results/mnist_fc_spiking/runs $OUT/rate_ep $OUT/spiking_rates  \
   --title "MNIST 784-512-10: spiking EP (rate-product rule) vs rate EP, 10 epochs, β = 1" \
   --out results/mnist_fc_spiking/README.md --plot results/mnist_fc_spiking/curves.png

@@ -10,6 +10,6 @@ for rule in new old; do
   spiking-ep train configs/cifar10_small_vf_$rule.yaml \
     --set train.out_dir=$OUT --set train.run_name=vf_$rule
 done
-spiking-ep report $OUT/vf_new $OUT/vf_old \
+spiking-ep report --raw results/vf_small/runs $OUT/vf_new $OUT/vf_old \
   --title "Small CIFAR-10 convnet (32-64-128, 4k/1k subset), unidirectional: new vs old vector-field rule" \
   --out results/vf_small/README.md --plot results/vf_small/curves.png

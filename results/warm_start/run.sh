@@ -9,8 +9,8 @@ OUT=${OUT:-runs/warm_start}
 S="--set method.T1=10 --set method.T2=10 --set method.eval_T1=40 --set data.train_subset=10000
    --set data.test_subset=2000 --set train.epochs=3 --set train.out_dir=$OUT"
 for w in none persistent; do
-  spiking-ep train configs/mnist_conv_spiking.yaml $S --set spiking.warm_start=$w --set train.run_name=warm_$w
+  spiking-ep train configs/mnist_conv_spiking.yaml $S --set method.warm_start=$w --set train.run_name=warm_$w
 done
-spiking-ep report $OUT/warm_none $OUT/warm_persistent \
+spiking-ep report --raw results/warm_start/runs $OUT/warm_none $OUT/warm_persistent \
   --title "Spiking convnet on 10k MNIST digits, T1 = T2 = 10: cold vs warm-started free phases" \
   --out results/warm_start/README.md --plot results/warm_start/curves.png
