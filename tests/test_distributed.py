@@ -75,3 +75,15 @@ def test_distributed_resume_continues_the_same_run(tmp_path):
     a, b = weights(tmp_path / "full"), weights(tmp_path / "resumed")
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=0, msg=k)
+
+
+def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
+    from spiking_ep.checkpoint import CheckpointError
+    cfg = load_config(None, BASE + [f"train.out_dir={tmp_path}", "train.run_name=r", "train.epochs=1"])
+    T.train(cfg, log=lambda *a: None)
+    ck = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
+    ck["world"] = 2                                    # as if written by a 2-process run
+    torch.save(ck, tmp_path / "r" / "checkpoint.pt")
+    more = load_config(None, BASE + [f"train.out_dir={tmp_path}", "train.run_name=r", "train.epochs=2"])
+    with pytest.raises(CheckpointError, match="written by 2 process.*resumed with 1"):
+        T.train(more, resume=tmp_path / "r", log=lambda *a: None)
