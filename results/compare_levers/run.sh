@@ -9,9 +9,9 @@
 set -euo pipefail
 OUT=${OUT:-runs/compare_levers}
 CFG=configs/compare/cifar10_cpu.yaml
-COMMON="--set data.train_subset=10000 --set data.test_subset=2000 --set train.epochs=2 --set train.threads=1
+COMMON="--set data.train_subset=10000 --set data.test_subset=2000 --set train.epochs=2 --set train.threads=1 --set train.batch_size=128
         --set train.out_dir=$OUT --set train.save_epoch_weights=false"
-RATE="--set model.kind=rate --set method.name=ep"
+RATE="--set model.kind=rate --set method.name=ep --set method.eval_T1=30"
 SPK="--set model.kind=spiking --set method.name=ep --set method.tol=null --set spiking.rule=rates --set method.eval_T1=40"
 declare -A RUNS=(
   [rate_sync]="$RATE --set method.mode=sync --set method.T1=30 --set method.T2=10 --set method.tol=null --set method.warm_start=none"
