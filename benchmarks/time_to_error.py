@@ -1,0 +1,78 @@
+"""Time to a fixed test error on the small CIFAR-10 preset: the paper's schedule vs our fastest settings.
+
+    python benchmarks/time_to_error.py [--target 0.70] [--epochs 8] [--threads 1] [--out runs/time_to_error]
+
+Both train configs/cifar10_small.yaml (conv 32-64-128, max pooling, 4,000 / 1,000 CIFAR-10 images,
+symmetric EP, the same optimiser and seed) one after the other in this process:
+  paper    synchronous updates, cold free phases, T1 = 250, T2 = 25 (the paper's cross-entropy setting)
+  fastest  even/odd updates, warm-started free phases, early stopping at max|Δs| < 1e-3 (at most
+           T1 = 50, T2 = 15 steps)
+Reported: the training time (seconds, evaluation excluded) until the test error first reaches
+--target, and each epoch's error; run folders under --out, raw files copied to
+results/benchmarks/time_to_error_runs/. Output: results/benchmarks/time_to_error.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import save_result  # noqa: E402
+
+from spiking_ep.config import load_config  # noqa: E402
+from spiking_ep.report import collect_raw, read_run  # noqa: E402
+from spiking_ep.train import train  # noqa: E402
+
+SETTINGS = {
+    "paper": ["method.mode=sync", "method.T1=250", "method.T2=25", "method.warm_start=none", "method.tol=null",
+              "method.eval_T1=250"],
+    "fastest": ["method.mode=evenodd", "method.T1=50", "method.T2=15", "method.warm_start=persistent",
+                "method.tol=1.0e-3", "method.eval_T1=50"],
+}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--target", type=float, default=0.70)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="runs/time_to_error")
+    args = ap.parse_args(argv)
+    rows = {}
+    for name, sets in SETTINGS.items():
+        run = Path(args.out) / name
+        if not (run / "summary.json").is_file():
+            cfg = load_config("configs/cifar10_small.yaml", sets + [
+                f"train.epochs={args.epochs}", f"train.threads={args.threads}", f"train.out_dir={args.out}",
+                f"train.run_name={name}"])
+            train(cfg, resume=run if (run / "checkpoint.pt").is_file() else None)
+        r = read_run(run)
+        t, reached = 0.0, None
+        for row in r["rows"]:
+            t += row["seconds"]
+            if reached is None and row["test_error"] <= args.target:
+                reached = (int(row["epoch"]), t)
+        rows[name] = {"settings": sets, "errors": [x["test_error"] for x in r["rows"]],
+                      "seconds": [x["seconds"] for x in r["rows"]], "loads": [x["load_avg_1m"] for x in r["rows"]],
+                      "reached": reached}
+    collect_raw([Path(args.out) / n for n in SETTINGS], "results/benchmarks/time_to_error_runs")
+    table = [f"configs/cifar10_small.yaml, {args.epochs} epochs each, {args.threads} thread(s); target: "
+             f"{100 * args.target:.0f} % test error on the 1,000 test images.", "",
+             "| schedule | settings | epochs to target | seconds to target | test error by epoch (%) | s / epoch |",
+             "|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        ep, sec = r["reached"] or ("not reached", None)
+        table.append(f"| {name} | {', '.join(r['settings'])} | {ep} | {'–' if sec is None else f'{sec:.0f}'} | "
+                     f"{', '.join(f'{100 * e:.1f}' for e in r['errors'])} | "
+                     f"{', '.join(f'{s:.0f}' for s in r['seconds'])} |")
+    a, b = rows["paper"]["reached"], rows["fastest"]["reached"]
+    if a and b:
+        table += ["", f"Our fastest settings reach {100 * args.target:.0f} % test error {a[1] / b[1]:.1f}× sooner "
+                      f"than the paper's schedule."]
+    save_result("time_to_error", {"target": args.target, "rows": rows}, table,
+                "Time to a fixed test error: the paper's schedule vs our fastest settings")
+
+
+if __name__ == "__main__":
+    main()
