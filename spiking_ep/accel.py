@@ -9,7 +9,10 @@
 EP updates are small differences of two nudged phases, so reduced precision is only worth it
 when the estimate still agrees with float32: benchmarks/gpu_check.py measures the cosine and the
 relative error of tf32 / bf16 rate-EP gradients against float32 ones on the same batch and
-weights (the check: cosine ≥ 0.999 per layer). ``train.compile`` wraps the rate and spiking step
+weights (the check: cosine ≥ 0.999 per layer). Measured on the CPU (results/benchmarks/
+precision_cpu.json: the paper's net, seed-0 init, 2 random images): bf16 fails it badly — layer-1
+cosine 0.00, layer-2 0.46, layer-3 0.994 — because a bf16 drive carries ~0.4 % relative error,
+more than the first layers' ±β state difference; tf32 is a no-op on the CPU. Prefer tf32. ``train.compile`` wraps the rate and spiking step
 functions with ``torch.compile`` for the run (a GPU option: on the CPU the convolutions dominate
 and compiling gained nothing here, at minutes of compile time).
 """
