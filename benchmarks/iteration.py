@@ -10,7 +10,7 @@ the latter with shorter phases on a CPU: --paper-steps). All methods of one netw
 this one process. Reported: ms per iteration, images/s, the achieved GFLOP/s of the convolution
 and matrix work (2 × multiply-accumulates of the drives per step × steps; BPTT's backward steps
 count twice) against this machine's measured convolution throughput, and the peak memory one
-iteration adds (a fresh process per method). Output: results/benchmarks/iteration.{json,md}.
+iteration allocates (torch profiler; CUDA: max_memory_allocated). Output: results/benchmarks/iteration.{json,md}.
 """
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def main(argv=None) -> None:
         table.append("")
     table.append("GFLOP/s counts 2 × the multiply-accumulates of the drives (forward and feedback, every layer, every "
                  "step; BPTT's backward steps twice); neuron updates, STDP correlations and the update itself are "
-                 "not counted, so the ratio to the peak is a lower bound on the machine's use. Peak memory: growth of "
-                 "the peak resident set over one iteration in a fresh process.")
+                 "not counted, so the ratio to the peak is a lower bound on the machine's use. Peak memory: the peak "
+                 "of the tensors one iteration allocates (torch profiler).")
     save_result("iteration", {"conv_peak_gflops": peak, "threads": args.threads, "batch": args.batch,
                               "repeats": args.repeats, "nets": results}, table,
                 "One training iteration: rate EP, spiking EP (rates, STDP), BPTT, spiking BPTT")

@@ -4,8 +4,8 @@
 
 EP keeps only the current state (plus the free-phase state for the nudged phases), so its
 memory should not depend on the number of steps; BPTT stores every unrolled step for the
-backward pass. Each point is one gradient computation in a fresh process (growth of the peak
-resident set; on CUDA torch.cuda.max_memory_allocated), on the small CIFAR-10 convnet of
+backward pass. Each point is the peak of the tensors one gradient computation allocates (torch
+profiler; on CUDA torch.cuda.max_memory_allocated), on the small CIFAR-10 convnet of
 configs/compare/cifar10_cpu.yaml. Output: results/benchmarks/memory.{json,md}.
 """
 from __future__ import annotations
@@ -45,8 +45,8 @@ def main(argv=None) -> None:
         for arm in ("bptt", "spiking_bptt"):
             c = with_method(arm_config(base, arm, 0, "unused"), args.threads, T1=250, K=K)
             rows.append({"method": arm, "T1": 250, "T2": None, "K": K, **peak_memory(c, args.batch)})
-    table = [f"Small CIFAR-10 convnet (`{CONFIG}`), batch {args.batch}; one gradient computation per point in a fresh "
-             f"process; {rows[0]['how']}.", "",
+    table = [f"Small CIFAR-10 convnet (`{CONFIG}`), batch {args.batch}; one gradient computation per point; "
+             f"{rows[0]['how']}.", "",
              "| method | T1 | T2 / K | peak memory (MiB) |", "|---|---|---|---|"]
     table += [f"| {r['method']} | {r['T1']} | {r['T2'] if r['K'] is None else 'K ' + str(r['K'])} | "
               f"{r['peak_bytes'] / 2**20:.1f} |" for r in rows]

@@ -177,7 +177,7 @@ def conversions(ctx: Context) -> dict:
 
 
 def memory(ctx: Context) -> dict:
-    """Peak memory of one training step of each arm (fresh process each)."""
+    """Peak memory one training step of each arm allocates."""
     return {arm: M.peak_memory(c) for arm, c in tqdm(ctx.arm_cfgs.items(), desc="peak memory", disable=None)}
 
 

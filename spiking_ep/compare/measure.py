@@ -12,7 +12,6 @@ All functions are pure in (network, data, configs) and return plain dicts / list
 from __future__ import annotations
 
 import math
-import resource
 
 import torch
 from torch import Tensor
@@ -152,37 +151,43 @@ def inference_macs(net: R.EPNetwork, steps: int) -> int:
     return steps * m["per_step"] + m["input"] + m["readout"]
 
 
-def _peak_worker(tree: dict, batch: int) -> dict:
-    # Runs in a fresh process: the peak resident set grows only by what the training step allocates.
-    from ..config import config_from_dict
-    cfg = config_from_dict(tree, "peak memory")
-    torch.set_num_threads(cfg.train.threads or 1)
-    torch.manual_seed(0)
+def peak_step_memory(fn) -> tuple[int, str]:
+    """Peak bytes of the tensors ``fn()`` allocates beyond those alive when it starts, and how measured.
+
+    CUDA: ``torch.cuda.max_memory_allocated``. CPU: torch's profiler records every allocation and
+    free (``profile_memory``); their running sum, in time order, peaks at the value returned (at the
+    granularity of one operator: an allocation freed inside the same operator is not seen).
+    """
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        dev = torch.device("cuda", torch.cuda.current_device())
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        fn()
+        torch.cuda.synchronize(dev)
+        return torch.cuda.max_memory_allocated(dev) - base, "torch.cuda.max_memory_allocated"
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage), key=lambda e: e.time_range.start)
+    cur = peak = 0
+    for e in events:
+        cur += e.self_cpu_memory_usage
+        peak = max(peak, cur)
+    return peak, "peak of the running sum of tensor allocations and frees (torch profiler, profile_memory)"
+
+
+def peak_memory(cfg: Config, batch: int | None = None) -> dict:
+    """Peak memory one training step of ``cfg`` allocates (bytes), on random inputs of ``batch`` images."""
+    batch = batch or cfg.train.batch_size
     device = torch.device("cuda" if cfg.train.device.startswith("cuda") and torch.cuda.is_available() else "cpu")
+    torch.manual_seed(0)
     net = R.build_network(cfg.model).to(device)
     x = torch.rand(batch, *cfg.model.input_shape, device=device)
     if x.dim() == 4:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, cfg.model.n_classes, (batch,), device=device)
     gen = torch.Generator().manual_seed(0)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        compute_gradients(net, x, y, cfg, gen, None, None)
-        return {"peak_bytes": torch.cuda.max_memory_allocated(device) - base, "how": "torch.cuda.max_memory_allocated"}
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    compute_gradients(net, x, y, cfg, gen, None, None)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"peak_bytes": (after - before) * 1024, "how": "growth of the peak resident set (ru_maxrss) in a fresh process"}
-
-
-def peak_memory(cfg: Config, batch: int | None = None) -> dict:
-    """Peak memory one training step of ``cfg`` adds (bytes), measured in a fresh process."""
-    import multiprocessing as mp
-
-    from rate_ref.config import to_dict
-    batch = batch or cfg.train.batch_size
-    with mp.get_context("spawn").Pool(1) as pool:
-        out = pool.apply(_peak_worker, (to_dict(cfg), batch))
-    return {**out, "batch": batch}
+    compute_gradients(net, x, y, cfg, gen, None, None)     # warm-up: caches (kernels) are not the step's
+    peak, how = peak_step_memory(lambda: compute_gradients(net, x, y, cfg, gen, None, None))
+    return {"peak_bytes": peak, "how": how, "batch": batch}

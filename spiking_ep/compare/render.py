@@ -132,7 +132,7 @@ def cost_md(rep: dict) -> list[str]:
               "readout; the constant input current excluded); MACs are the rate model's multiply-accumulates "
               "for the same number of steps. Load is the mean 1-minute load average over the epochs "
               f"({_num(rows[0]['torch_threads'], '{:.0f}')} torch thread(s) per run on a machine with "
-              f"{rep['provenance'].get('cores')} cores). Peak memory: {next(iter(rep['memory'].values()))['how']}, "
+              f"{rep['provenance'].get('cores')} cores). Peak memory of one training step: {next(iter(rep['memory'].values()))['how']}, "
               f"batch {next(iter(rep['memory'].values()))['batch']}.", ""]
     return lines
 
