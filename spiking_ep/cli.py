@@ -28,18 +28,14 @@ def _plain(text: str) -> str:
     return text.replace("``", "")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-    parser = argparse.ArgumentParser(prog="spiking-ep", description=_plain(__doc__),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"spiking-ep {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _parser_train(sub) -> None:
     p = sub.add_parser("train", help="train a network (EP rate/spiking, or BPTT)")
     _add_config_args(p, optional=True)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
+
+def _parser_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="test error of trained weights (as a rate or spiking network)",
                        description="Test error of trained weights. RUN_DIR: the run's own config.yaml (its "
                        "network, data and data subset) and weights.pt; --config and --set override that config. "
@@ -54,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="with --steps: write the sweep as a markdown table here")
     p.add_argument("--plot", help="with --steps: plot error and synaptic operations vs time steps (PNG)")
 
+
+def _parser_report(sub) -> None:
     p = sub.add_parser("report", help="markdown table (+ plot) from finished run folders")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--title", default="spiking-ep results")
@@ -62,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw", metavar="DIR", help="also copy each run's config.yaml, metrics.csv and summary.json "
                    "(never weights) into DIR/<run name>/, the raw data beside a results table")
 
+
+def _parser_compare(sub) -> None:
     p = sub.add_parser("compare", help="train rate EP, spiking EP (rates, stdp), BPTT and spiking BPTT on the same "
                        "network and data, and report the gaps")
     _add_config_args(p)
@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", metavar="DIR", help="also copy the report, its measurements and every arm's "
                    "config.yaml / metrics.csv / summary.json (no weights) into DIR (a results folder)")
 
+
+def _parser_gdu(sub) -> None:
     p = sub.add_parser("gdu", help="EP vs BPTT per-step gradient check (paper Fig. 2), untrained or trained")
     _add_config_args(p)
     p.add_argument("--checkpoint", metavar="RUN_OR_FILE", help="trained weights: a run folder or a weights.pt file "
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=None, help="nudging strength (default: method.beta)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: a new folder under train.out_dir)")
 
+
+def _parser_export(sub) -> None:
     p = sub.add_parser("export", help="export a trained network to NIR (or plain HDF5), check and verify it")
     p.add_argument("run", metavar="RUN_DIR", help="a run folder (config.yaml + weights.pt)")
     p.add_argument("--out", metavar="FILE", help="output file (default: RUN_DIR/export-<feedback>.nir|h5); "
@@ -105,10 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a value of the run's config, e.g. --set data.root=/data")
 
+
+def _parser_import(sub) -> None:
     p = sub.add_parser("import", help="rebuild a network from an exported .nir / .h5 file (config.yaml + weights.pt)")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--out", metavar="DIR", help="folder for config.yaml and weights.pt (default: FILE without its "
                    "suffix + '-imported'); evaluate it with spiking-ep evaluate DIR/config.yaml --weights DIR")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="spiking-ep", description=_plain(__doc__),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"spiking-ep {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_parser_train, _parser_evaluate, _parser_report, _parser_compare, _parser_gdu, _parser_export,
+                _parser_import):
+        add(sub)
     return parser
 
 
