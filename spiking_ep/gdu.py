@@ -332,21 +332,8 @@ def _csv(rows: list[dict]) -> str:
 
 
 # --- the command ------------------------------------------------------------------------------
-def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n_images: int = 10,
-        beta: float | None = None, out: str | Path | None = None, dtype=torch.float64, log=print) -> dict:
-    """Load data (and weights), run :func:`gdu_trace` on ``n_images`` random training images, write the outputs.
-
-    Runs on the CPU in ``dtype`` (float64 by default: the small-β differences are tiny); the images
-    are drawn from the training split with ``train.seed`` and normalised as in training (no augmentation).
-
-    Out folder (default ``<train.out_dir>/gdu-<config stem>-<time>``): ``gdu_table.md``,
-    ``gdu_table.csv``, ``gdu_curves.png``, ``gdu_layers.png``, ``config.yaml``, ``summary.json``.
-    Returns the summary dict.
-    """
-    from .checkpoint import load_weights
-    from .config import dump_config
-    from .train import command_line, git_commit, hardware, load_data, normalisation, versions
-
+def _check(cfg, n_images: int, beta: float | None) -> float:
+    """The β to use; ConfigError for what the check cannot run."""
     if cfg.model.kind != "rate":
         raise ConfigError("model.kind: the GDU check runs the rate dynamics; use kind: rate "
                           "(spiking weights are the same tensors and load into the rate network)")
@@ -359,9 +346,14 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
     if not 0 < m.T2 <= m.T1:
         raise ConfigError(f"method.T2: the check unrolls the last T2 of T1 free steps; needs T2 ≤ T1, got "
                           f"T1 = {m.T1}, T2 = {m.T2}")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    t0 = time.time()
+    return beta
+
+
+def _network_and_batch(cfg, checkpoint, n_images: int, dtype):
+    """The (trained or seed-initialised) network and ``n_images`` random training images, normalised."""
+    from . import data as D
+    from .checkpoint import load_weights
+    from .train import load_data, normalisation
     torch.manual_seed(cfg.train.seed)
     net = R.build_network(cfg.model)
     if checkpoint is not None:
@@ -370,43 +362,11 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
     ds = load_data(cfg)
     g = torch.Generator().manual_seed(cfg.train.seed)
     idx = torch.randperm(len(ds.train_x), generator=g)[:n_images]
-    from . import data as D
     x = D.normalize(ds.train_x[idx], *normalisation(cfg, ds), dtype=dtype)
-    y = ds.train_y[idx]
+    return net, x, ds.train_y[idx], idx, ds.source
 
-    if out is None:
-        stem = Path(config_path).stem if config_path else "config"
-        tag = f"-{Path(checkpoint).name}" if checkpoint else "-untrained"
-        out = Path(cfg.train.out_dir) / f"gdu-{stem}{tag}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
 
-    from .gdu_plots import plot_curves, plot_layers
-    trace = gdu_trace(net, x, y, beta=beta, T1=m.T1, T2=m.T2, mode=m.mode)
-    rows = metrics(trace)
-    what = f"trained ({checkpoint})" if checkpoint else "untrained (seed {})".format(cfg.train.seed)
-    title = f"GDU check: {Path(config_path).stem if config_path else 'config'}, {what}, {n_images} training images"
-    (out / "gdu_table.md").write_text(markdown_table(rows, trace, title, command_line()))
-    (out / "gdu_table.csv").write_text(_csv(rows))
-    plot_curves(trace, out / "gdu_curves.png", seed=cfg.train.seed, title=title)
-    plot_layers(rows, out / "gdu_layers.png", title=title)
-    (out / "config.yaml").write_text(dump_config(replace(cfg, method=replace(m, beta=beta))))
-    weights = [r for r in rows if r["kind"] == "weights"]
-    summary = {
-        "command": command_line(), "config": config_path, "checkpoint": checkpoint, "data_source": ds.source,
-        "image_indices": idx.tolist(), "n_images": n_images, "beta": beta, "T1": m.T1, "T2": m.T2, "mode": m.mode,
-        "dtype": str(dtype).replace("torch.", ""), "free_residual": trace.residual, "window_drift": trace.window_drift,
-        "window_note": window_text(trace),
-        "pool_windows": trace.pool_windows, "pool_switches": trace.pool_switches,
-        "mean_rel_rms_weights": {e: sum(r[f"rel_rms_{e}"] for r in weights) / len(weights) for e in ESTIMATES},
-        "mean_rel_rms_neurons": {e: sum(r[f"rel_rms_{e}"] for r in rows if r["kind"] == "neurons") /
-                                 len(net.layers) for e in ESTIMATES},
-        "seconds": round(time.time() - t0, 2), "hardware": hardware(torch.device("cpu")), "versions": versions(),
-        "git_commit": git_commit(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "out": str(out),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-
+def _log_result(log, title, trace, rows, m, beta, out, seconds) -> None:
     log(title)
     log(f"β = {beta:g}, T1 = {m.T1}, T2 = {m.T2}, mode {m.mode}; free-phase residual {trace.residual:.1e}")
     log(("note: " if m.T1 == m.T2 else "") + window_text(trace))
@@ -424,7 +384,62 @@ def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n
         log(f"  {r['tensor']:<18} {r['rel_rms_plus']:10.3g} | {r['rel_rms_sym']:10.3g}   "
             f"sign disagreement {100 * r['sign_dis_plus']:5.1f} % | {100 * r['sign_dis_sym']:5.1f} %")
     log(f"written to {out}: gdu_table.md, gdu_table.csv, gdu_curves.png, gdu_layers.png, summary.json "
-        f"({summary['seconds']:.1f} s)")
+        f"({seconds:.1f} s)")
+
+
+def run(cfg, *, config_path: str | None = None, checkpoint: str | None = None, n_images: int = 10,
+        beta: float | None = None, out: str | Path | None = None, dtype=torch.float64, log=print) -> dict:
+    """Load data (and weights), run :func:`gdu_trace` on ``n_images`` random training images, write the outputs.
+
+    Runs on the CPU in ``dtype`` (float64 by default: the small-β differences are tiny); the images
+    are drawn from the training split with ``train.seed`` and normalised as in training (no augmentation).
+
+    Out folder (default ``<train.out_dir>/gdu-<config stem>-<time>``): ``gdu_table.md``,
+    ``gdu_table.csv``, ``gdu_curves.png``, ``gdu_layers.png``, ``config.yaml``, ``summary.json``.
+    Returns the summary dict.
+    """
+    from .config import dump_config
+    from .gdu_plots import plot_curves, plot_layers
+    from .train import command_line, git_commit, hardware, versions
+
+    beta = _check(cfg, n_images, beta)
+    m = cfg.method
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    t0 = time.time()
+    net, x, y, idx, source = _network_and_batch(cfg, checkpoint, n_images, dtype)
+    if out is None:
+        stem = Path(config_path).stem if config_path else "config"
+        tag = f"-{Path(checkpoint).name}" if checkpoint else "-untrained"
+        out = Path(cfg.train.out_dir) / f"gdu-{stem}{tag}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    trace = gdu_trace(net, x, y, beta=beta, T1=m.T1, T2=m.T2, mode=m.mode)
+    rows = metrics(trace)
+    what = f"trained ({checkpoint})" if checkpoint else "untrained (seed {})".format(cfg.train.seed)
+    title = f"GDU check: {Path(config_path).stem if config_path else 'config'}, {what}, {n_images} training images"
+    (out / "gdu_table.md").write_text(markdown_table(rows, trace, title, command_line()))
+    (out / "gdu_table.csv").write_text(_csv(rows))
+    plot_curves(trace, out / "gdu_curves.png", seed=cfg.train.seed, title=title)
+    plot_layers(rows, out / "gdu_layers.png", title=title)
+    (out / "config.yaml").write_text(dump_config(replace(cfg, method=replace(m, beta=beta))))
+    weights = [r for r in rows if r["kind"] == "weights"]
+    summary = {
+        "command": command_line(), "config": config_path, "checkpoint": checkpoint, "data_source": source,
+        "image_indices": idx.tolist(), "n_images": n_images, "beta": beta, "T1": m.T1, "T2": m.T2, "mode": m.mode,
+        "dtype": str(dtype).replace("torch.", ""), "free_residual": trace.residual, "window_drift": trace.window_drift,
+        "window_note": window_text(trace),
+        "pool_windows": trace.pool_windows, "pool_switches": trace.pool_switches,
+        "mean_rel_rms_weights": {e: sum(r[f"rel_rms_{e}"] for r in weights) / len(weights) for e in ESTIMATES},
+        "mean_rel_rms_neurons": {e: sum(r[f"rel_rms_{e}"] for r in rows if r["kind"] == "neurons") /
+                                 len(net.layers) for e in ESTIMATES},
+        "seconds": round(time.time() - t0, 2), "hardware": hardware(torch.device("cpu")), "versions": versions(),
+        "git_commit": git_commit(),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "out": str(out),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _log_result(log, title, trace, rows, m, beta, out, summary["seconds"])
     return summary
 
 
