@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from unittest import mock
 
@@ -35,7 +33,7 @@ from _common import first_images  # noqa: E402
 import rate_ref as R  # noqa: E402
 from spiking_ep.config import load_config  # noqa: E402
 from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
-from spiking_ep.train import git_commit  # noqa: E402
+from spiking_ep.runinfo import provenance, provenance_line  # noqa: E402
 
 CONFIG = "configs/mnist_conv_spiking.yaml"
 
@@ -115,17 +113,14 @@ def main(argv=None) -> None:
     torch.set_num_threads(args.threads)
     res = run(args.repeats)
     res.update(command=" ".join(["python", "benchmarks/avg_conv_pool.py"] + (argv or sys.argv[1:])),
-               threads=args.threads, machine=platform.machine(), processor=platform.processor() or None,
-               torch=torch.__version__, python=platform.python_version(), git=git_commit(),
-               date=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+               threads=args.threads, provenance=provenance("cpu"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=2))
     lines = [
         "# Conv + 2×2 average pooling: one strided convolution vs conv, then pool",
         "",
-        f"Command: `{res['command']}`; {res['machine']}, {res['threads']} torch thread(s), torch {res['torch']}, "
-        f"python {res['python']}; git {res['git']}; {res['date']}.",
+        provenance_line({**res["provenance"], "command": res["command"]}) + ".",
         "",
         "MNIST spiking convnet (configs/mnist_conv_spiking.yaml, seed-0 init), batch of 64; both variants in "
         f"this one process, alternating, median of {args.repeats} rounds. Drives on random binary spikes "

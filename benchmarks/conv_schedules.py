@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -33,7 +31,7 @@ from spiking_ep.checkpoint import load_weights  # noqa: E402
 from spiking_ep.config import load_config  # noqa: E402
 from spiking_ep.dynamics import relax_spiking  # noqa: E402
 from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
-from spiking_ep.train import git_commit  # noqa: E402
+from spiking_ep.runinfo import provenance, provenance_line  # noqa: E402
 
 CONFIG = "configs/mnist_conv_spiking.yaml"
 SCHEDULES = "40/20,60/30,100/50"
@@ -72,7 +70,7 @@ def run(config: str, schedules: list[tuple[int, int]], weights: str | None) -> d
 def markdown(res: dict) -> str:
     keys = list(res["setups"][0]["rows"][0]["cosine"])
     lines = [f"# Spiking convnet ({res['config']}): short schedules, update alignment and cost", "",
-             f"Command: `{res['command']}`; {res['hardware']}; git {res['git']}; {res['date']}.", "",
+             provenance_line({**res["provenance"], "command": res["command"]}) + ".", "",
              "Cosine between the spiking rate-product update and the rate model's symmetric EP update "
              "(T1 = 500, T2 = 100, even/odd), per parameter tensor; free-phase error = mean |r − s*| per "
              "layer after T1 steps (window T1/2); ms/image = one spiking_ep_gradients call, batch 64, float32.", ""]
@@ -101,9 +99,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     res = {"command": " ".join(["python benchmarks/conv_schedules.py", *(argv if argv is not None else sys.argv[1:])]),
            "config": args.config,
-           "hardware": f"{platform.processor() or platform.machine()}, 1 torch thread, torch {torch.__version__}, "
-                       f"python {platform.python_version()}",
-           "git": git_commit(), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "provenance": provenance("cpu"),
            "setups": [run(args.config, schedules, w) for w in [None, *args.weights]]}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import rate_ref as R  # noqa: E402
 from spiking_ep.config import SpikingConfig  # noqa: E402
 from spiking_ep.dynamics import relax_spiking  # noqa: E402
 from spiking_ep.learning import spiking_ep_gradients  # noqa: E402
+from spiking_ep.runinfo import provenance, provenance_line  # noqa: E402
 
 VARIANTS_T1 = {
     "naive (floor 0, no ceiling)": (SpikingConfig(v_floor=0.0, v_ceiling=None), "sync"),
@@ -135,7 +135,7 @@ def timings(net, x, y, steps=100):
 
 def markdown(res) -> str:
     lines = ["# Spiking vs rate model: convergence and update alignment", "",
-             f"Command: `python benchmarks/spiking_accuracy.py`; {res['hardware']}.", "",
+             provenance_line(res["provenance"]) + ".", "",
              "Definitions: rates are spike counts over the measurement window / window; the rate fixed point s* is "
              "1000 even/odd steps of the rate model (checked unique from random and all-ones starts); "
              "the reference update is the rate model's symmetric EP estimate with T1 = T2 = 1000.", "",
@@ -180,8 +180,8 @@ def main(argv=None):
     windows = (30, 100, 300, 1000) if not args.quick else (30, 100)
     betas = (0.2, 0.5, 1.0) if not args.quick else (0.5,)
     res = {"T1s": T1s, "windows": windows, "setups": {},
-           "hardware": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-                       f"1 thread, python {platform.python_version()}"}
+           "provenance": {**provenance("cpu"), "command": "python benchmarks/spiking_accuracy.py"
+                          + (" --quick" if args.quick else "")}}
     for name, (net, x, y) in setups(args.quick).items():
         t0 = time.time()
         s_star, nonunique = unique_fixed_point(net, x)

@@ -27,7 +27,6 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from torch import Tensor
 from tqdm import tqdm
 
 import rate_ref as R

@@ -37,7 +37,7 @@ def unrolled_loss(net, x, y, *, T1, K, theta, k, floor, ceiling, charge):
     for t in range(T1):
         graph = t >= T1 - K
         if t == T1 - K:
-            v1s, v2s = v1, v2
+            v2s = v2
         with torch.set_grad_enabled(graph):
             i1 = xf @ W1.t() + b1 + z2 @ W2
             i2 = z1 @ W2.t() + b2

@@ -34,7 +34,7 @@ def main(root: str) -> None:
     print("# GDU check against β: max vs average pooling (untrained small CIFAR-10 preset)\n")
     print("Made by `bash results/gdu_small/beta_sweep.sh` (this table by `beta_sweep.py` from the checks' "
           "gdu_table.csv). Relative error ‖g_EP − g_BPTT‖/‖g_BPTT‖ of the summed estimate over the nudged phase "
-          f"(16 CIFAR-10 training images, float64, T1 = 400, T2 = 10). Slope: fitted d log(error) / d log(β).\n")
+          "(16 CIFAR-10 training images, float64, T1 = 400, T2 = 10). Slope: fitted d log(error) / d log(β).\n")
     print("| pooling | tensor | estimate | " + " | ".join(f"β = {b:g}" for b in betas) + " | slope |")
     print("|---|---|---|" + "---|" * len(betas) + "---|")
     for (pool, tensor), v in sorted(data.items()):

@@ -23,7 +23,7 @@ from ..config import Config, config_from_dict
 from ..report import read_run
 from ..runinfo import provenance
 from . import measure as M
-from .arms import DESCRIPTIONS, SPIKING, arm_config, confounds
+from .arms import DESCRIPTIONS, arm_config, confounds
 
 REFS = ("rate_ep", "bptt")
 
