@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every CPU benchmark of results/benchmarks/, one after the other, one torch thread each. Run it on
+# Every CPU benchmark (results/benchmarks/ and the timing folders of results/), one after the other, one torch thread each. Run it on
 # a quiet machine (each result records the load average it saw). About an hour on this 2-core CPU.
 # Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash benchmarks/run_all.sh [WEIGHTS]
 #   WEIGHTS: trained small-CIFAR-10 weights for the relaxation benchmark (e.g. a compare rate_ep run)
@@ -11,3 +11,7 @@ if [ -n "${1:-}" ]; then python benchmarks/relaxation.py --threads 1 --pool avg 
 python benchmarks/memory.py --threads 1
 python benchmarks/iteration.py --threads 1
 python benchmarks/time_to_error.py --threads 1
+bash results/avg_conv_pool/run.sh
+bash results/conv_schedules/run.sh
+bash results/conv_schedules_cifar10/run.sh
+bash results/spiking_accuracy/run.sh
