@@ -67,6 +67,12 @@ def markdown(runs: list[dict], title: str) -> str:
                   "|---" * (len(extra) + 1) + "|"]
         for r in runs:
             lines.append(f"| {r['name']} | " + " | ".join(_fmt(r["rows"][-1].get(k)) for k in extra) + " |")
+    init = sorted({k for r in runs for k in r["summary"].get("angles_at_init", {})})
+    if init:
+        lines += ["", "W–B angles at initialisation (degrees):", "", "| run | " + " | ".join(init) + " |",
+                  "|---" * (len(init) + 1) + "|"]
+        lines += [f"| {r['name']} | " + " | ".join(_fmt(r["summary"].get("angles_at_init", {}).get(k)) for k in init)
+                  + " |" for r in runs]
     lines += ["", "## Per epoch", ""]
     for r in runs:
         lines += [f"**{r['name']}** (test error % by epoch): " +
