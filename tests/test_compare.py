@@ -169,3 +169,17 @@ def test_an_arm_locked_by_another_process_is_skipped(tmp_path):
     held.close()
     run_compare(cfg, out=tmp_path, arms=("rate_ep", "bptt"), report=False, log=logs.append)
     assert (tmp_path / "bptt-seed0" / "summary.json").is_file()
+
+
+def test_an_arm_written_before_new_config_keys_existed_still_matches(tmp_path):
+    # a run folder's config.yaml from an older version lacks keys added since: they take their defaults
+    import yaml
+    cfg = load_config(None, TINY + ["train.epochs=1"])
+    run_compare(cfg, out=tmp_path, arms=("rate_ep",), report=False, log=lambda *a: None)
+    saved = tmp_path / "rate_ep-seed0" / "config.yaml"
+    tree = yaml.safe_load(saved.read_text())
+    del tree["train"]["precision"], tree["data"]["crop_pad_mode"]
+    saved.write_text(yaml.safe_dump(tree))
+    logs = []
+    run_compare(cfg, out=tmp_path, arms=("rate_ep",), report=False, log=logs.append)
+    assert "rate_ep-seed0: finished, skipped" in logs

@@ -18,7 +18,7 @@ import yaml
 from rate_ref.config import ConfigError, to_dict
 
 from ..checkpoint import atomic_write_text
-from ..config import Config, dump_config
+from ..config import Config, config_from_dict, dump_config
 from .arms import arm_config, run_name
 
 
@@ -28,7 +28,9 @@ def run_status(run_dir: Path, cfg: Config) -> str:
         return "new"
     saved = run_dir / "config.yaml"
     if saved.is_file():
-        _check_same(yaml.safe_load(saved.read_text()), to_dict(cfg), run_dir)
+        # through the config classes, so keys added to the config since the run started take their defaults
+        tree = to_dict(config_from_dict(yaml.safe_load(saved.read_text()), str(saved)))
+        _check_same(tree, to_dict(cfg), run_dir)
     summary = run_dir / "summary.json"
     if summary.is_file() and json.loads(summary.read_text()).get("epochs", 0) >= cfg.train.epochs:
         return "finished"
