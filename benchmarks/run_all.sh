@@ -11,6 +11,7 @@ if [ -n "${1:-}" ]; then python benchmarks/relaxation.py --threads 1 --pool avg 
 python benchmarks/memory.py --threads 1
 python benchmarks/iteration.py --threads 1
 python benchmarks/time_to_error.py --threads 1
+python benchmarks/targets.py
 bash results/avg_conv_pool/run.sh
 bash results/conv_schedules/run.sh
 bash results/conv_schedules_cifar10/run.sh
