@@ -88,7 +88,8 @@ def run_footer(r: dict) -> str:
     s = r["summary"]
     v = s.get("versions", {})
     commit = s.get("git_commit") or "unknown"
-    if commit.endswith("+dirty"):
+    segs = s.get("segments") or []
+    if commit.endswith("+dirty") or any(str(g.get("git_commit", "")).endswith("+dirty") for g in segs):
         commit += " (**run from a tree with uncommitted changes**)"
     load = ""
     if s.get("machine_at_start"):
@@ -98,7 +99,23 @@ def run_footer(r: dict) -> str:
     return (f"- **{r['name']}**: `{s.get('command', '?')}`; data: {s.get('data_source')} "
             f"({s.get('n_train')} train / {s.get('n_test')} test); hardware: {s.get('hardware')} ({s.get('device')})"
             f"{load}; python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
-            f"git {commit}; {s.get('started')} → {s.get('finished')}")
+            f"git {commit}; {s.get('started')} → {s.get('finished')}{_segments(segs)}")
+
+
+def _segments(segs: list[dict]) -> str:
+    """A resumed run's parts: which process trained from where, at which commit."""
+    if not segs:
+        return ""
+    parts = []
+    for g in segs:
+        start = g.get("from", {"epoch": 1, "batch": 0})
+        where = f"from epoch {start['epoch']}, batch {start['batch']}"
+        if "note" in g:
+            parts.append(f"up to epoch {g['until']['epoch']}, batch {g['until']['batch']}: {g['note']}")
+        else:
+            parts.append(f"{where}: git {g.get('git_commit') or 'unknown'}, started {g.get('started')}, "
+                         f"`{g.get('command')}`")
+    return f"; resumed, trained by {len(segs)} processes: " + "; ".join(parts)
 
 
 def collect_raw(run_dirs, dest: str | Path) -> list[Path]:

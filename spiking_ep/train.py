@@ -193,6 +193,7 @@ class _Trainer:
         self.rows: list[dict] = []
         self.epoch, self.batch_pos, self.perm, self.acc = 0, 0, None, None
         self.elapsed_before = 0.0
+        self.segments: list[dict] = []      # earlier processes that trained this run (from the checkpoint)
         if ckpt is not None:
             self._restore(ckpt)
         elif self.dist.main:
@@ -236,6 +237,9 @@ class _Trainer:
         if self.particles is not None:
             self.particles.load_state_dict(self._saved_particles(ckpt, source), source)
         self.elapsed_before = ckpt.get("elapsed", 0.0)
+        self.segments = list(ckpt.get("segments") or [{
+            "note": "not recorded (checkpoint written by an older version)",
+            "until": {"epoch": self.epoch + 1, "batch": self.batch_pos}}])
         self.log(f"resuming {self.run_dir} at epoch {self.epoch + 1}, batch {self.batch_pos}")
 
     def _saved_particles(self, ckpt: dict, source: str):
@@ -266,6 +270,7 @@ class _Trainer:
                 "algo_gen": self.algo_gen.get_state(), "rows": self.rows, "epoch": self.epoch,
                 "batch": self.batch_pos, "perm": self.perm, "acc": acc, "world": self.dist.world,
                 "elapsed": self.elapsed_before + time.time() - self.t_start,
+                "segments": self.segments_so_far(),
                 "particles": self.particles.state_dict() if self.particles is not None and not self.dist.enabled else None,
             }, self.run_dir / "checkpoint.pt")
             atomic_save(self.net.state_dict(), self.run_dir / "weights.pt")
@@ -403,6 +408,19 @@ class _Trainer:
         self.log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
                  f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
 
+    def segment(self) -> dict:
+        """This process's part of the run: command, commit, start, load, and where it took over."""
+        if not hasattr(self, "_segment"):
+            self._segment = {"command": command_line(), "git_commit": git_commit(), "started": now(),
+                             "machine_at_start": machine_load(),
+                             "from": {"epoch": self.epoch + 1, "batch": self.batch_pos}}
+        return self._segment
+
+    def segments_so_far(self) -> list[dict]:
+        """Every process that trained this run so far, this one last (with where it has got to)."""
+        return self.segments + [{**self.segment(), "until": {"epoch": self.epoch + 1, "batch": self.batch_pos},
+                                 "at": now()}]
+
     def _evaluate(self) -> dict:
         # each rank evaluates every world-th test example; the sums are combined
         tx, ty = self.ds.test_x[self.dist.rank::self.dist.world], self.ds.test_y[self.dist.rank::self.dist.world]
@@ -415,10 +433,11 @@ class _Trainer:
         return {k: v / sums[-1] for k, v in zip(keys, sums[:-1])}
 
     def summary(self) -> dict:
-        s = {"command": command_line(), "config": self.config_path, "seed": self.tc.seed, "versions": versions(),
+        seg = self.segment()
+        s = {"command": seg["command"], "config": self.config_path, "seed": self.tc.seed, "versions": versions(),
              "device": str(self.device), "hardware": hardware(self.device), "dtype": self.tc.dtype,
-             "git_commit": git_commit(), "data_source": self.ds.source, "n_train": len(self.ds.train_x),
-             "n_test": len(self.ds.test_x), "started": now(), "machine_at_start": machine_load(),
+             "git_commit": seg["git_commit"], "data_source": self.ds.source, "n_train": len(self.ds.train_x),
+             "n_test": len(self.ds.test_x), "started": seg["started"], "machine_at_start": seg["machine_at_start"],
              "model": str(self.net), "n_parameters": sum(p.numel() for p in self.net.parameters())}
         if self.dist.enabled:
             s["world_size"] = self.dist.world
@@ -472,6 +491,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         "final_test_error": t.rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in t.rows),
         "final_train_error": t.rows[-1]["train_error"], "run_dir": str(t.run_dir),
     })
+    if t.segments:          # resumed: every process that trained it, each with its commit and command
+        summary["segments"] = t.segments_so_far()
     if t.dist.main:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", t.run_dir / "summary.json")
     DP.barrier(t.dist)

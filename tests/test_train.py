@@ -137,6 +137,14 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     assert "resuming" in out
     assert metrics(tmp_path / "killed") == metrics(tmp_path / "ref")
     assert_same_weights(tmp_path / "killed", tmp_path / "ref")
+    # the summary names both processes that trained the run, and where the second took over
+    summary = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    first, second = summary["segments"]
+    assert first["from"] == {"epoch": 1, "batch": 0} and "--resume" not in first["command"]
+    assert second["from"] == {"epoch": ck["epoch"] + 1, "batch": ck["batch"]} and "--resume" in second["command"]
+    assert "segments" not in json.loads((tmp_path / "ref" / "summary.json").read_text())
+    from spiking_ep.report import read_run, run_footer
+    assert "resumed, trained by 2 processes: from epoch 1, batch 0" in run_footer(read_run(tmp_path / "killed"))
 
 
 def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
@@ -155,9 +163,14 @@ def test_sigterm_checkpoints_and_exits_cleanly(tmp_path):
     assert (tmp_path / "term" / "checkpoint.pt").exists()
     ck = torch.load(tmp_path / "term" / "checkpoint.pt", weights_only=True)
     assert ck["epoch"] < 20
+    del ck["segments"]      # as an older version wrote it: the unknown part is said to be unknown
+    torch.save(ck, tmp_path / "term" / "checkpoint.pt")
     resumed = _cli(tmp_path, "--resume", "term", *_sets(["train.epochs=1"]))
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
+    old, new = json.loads((tmp_path / "term" / "summary.json").read_text())["segments"]
+    assert "not recorded" in old["note"] and old["until"] == new["from"] == {"epoch": ck["epoch"] + 1,
+                                                                             "batch": ck["batch"]}
 
 
 def test_divergence_stops_with_named_layer_and_keeps_checkpoint(tmp_path, capsys):
