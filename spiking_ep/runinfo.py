@@ -33,12 +33,19 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in sys.argv)
 
 
-def git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
+# What results scripts write (tables, plots, reports, copied raw run files): a script that trains,
+# reports, then trains again must not mark its own later runs "+dirty" with its earlier output.
+_OUTPUTS = [f":(top,exclude,glob)results/**/{g}" for g in ("*.md", "*.png", "*.json", "runs/**")]
+
+
+def git_commit(where: str | Path | None = None) -> str | None:
+    """HEAD's commit of the repository holding ``where`` (default: this package), with ``+dirty``
+    when tracked files differ from it (other than results outputs); None outside a repository."""
+    here = Path(where) if where is not None else Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/", *_OUTPUTS],
+                               cwd=here, capture_output=True, text=True, timeout=5)
     except Exception:
         return None
     if commit.returncode != 0:

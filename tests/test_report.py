@@ -141,3 +141,33 @@ def test_report_of_a_folder_that_is_not_a_run_is_named(tmp_path, capsys):
 def test_describe_method(sets, expected):
     import yaml
     assert RP.describe_method(yaml.safe_load(dump_config(load_config(None, SMALL + sets)))) == expected
+
+
+def test_dirty_flag_ignores_results_outputs_but_not_code(tmp_path):
+    import subprocess
+
+    from spiking_ep.runinfo import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+    (tmp_path / "results" / "x" / "runs" / "a").mkdir(parents=True)
+    files = {"code.py": "x = 1\n", "results/x/README.md": "| a |\n", "results/x/run.sh": "echo\n",
+             "results/x/runs/a/metrics.csv": "epoch\n"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "init")
+    clean = git_commit(tmp_path)
+    assert clean and not clean.endswith("+dirty")
+    # a results script's own outputs (tables, raw run files) do not make its later runs dirty
+    (tmp_path / "results/x/README.md").write_text("| b |\n")
+    (tmp_path / "results/x/runs/a/metrics.csv").write_text("epoch\n1\n")
+    assert git_commit(tmp_path) == clean
+    # a changed script or code does
+    (tmp_path / "results/x/run.sh").write_text("echo changed\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
+    git("checkout", "-q", "results/x/run.sh")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path) == clean + "+dirty"
