@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The STDP rule costs more per batch than the rate-product rule on the CPU (it accumulates
-# coincidences every step of both nudged windows; 2.0–2.5× in README_3ep.md's run times), so it was run for 3 epochs;
+# coincidences every step of both nudged windows; 1.35× the rates rule's time in README_3ep.md,
+# 2.0–2.5× before its accumulation was batched), so it was run for 3 epochs;
 # rate EP and the rate-product spiking rule are run with the same 3-epoch schedule beside it.
 # Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash results/mnist_fc_spiking/run_stdp.sh
 set -euo pipefail
