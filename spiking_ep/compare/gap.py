@@ -25,8 +25,6 @@ from ..runinfo import provenance
 from . import measure as M
 from .arms import DESCRIPTIONS, arm_config, confounds
 
-REFS = ("rate_ep", "bptt")
-
 
 # --- accuracy --------------------------------------------------------------------------------
 def binomial_se(p: float, n: int) -> float:
@@ -67,18 +65,8 @@ def accuracy(runs: dict[tuple[str, int], dict]) -> dict:
 
 def gaps(acc: dict) -> list[dict]:
     """Each arm's gap in percentage points to each reference arm present, ± √(se² + se_ref²)."""
-    rows = []
-    for ref in REFS:
-        if ref not in acc:
-            continue
-        for arm, a in acc.items():
-            if arm == ref:
-                continue
-            b = acc[ref]
-            rows.append({"arm": arm, "ref": ref,
-                         "gap_points": 100 * (a["mean_final_test_error"] - b["mean_final_test_error"]),
-                         "pm_points": 100 * math.sqrt(a["se"] ** 2 + b["se"] ** 2)})
-    return rows
+    return [{"arm": arm, "ref": ref, "gap_points": 100 * (a["mean_final_test_error"] - b["mean_final_test_error"]),
+             "pm_points": 100 * math.sqrt(a["se"] ** 2 + b["se"] ** 2)} for arm, ref, a, b in M.against_refs(acc)]
 
 
 # --- measurements on weights -------------------------------------------------------------------

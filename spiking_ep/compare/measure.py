@@ -65,20 +65,25 @@ def gradient_estimates(net: R.EPNetwork, x: Tensor, y: Tensor, arm_cfgs: dict[st
     return out
 
 
+REFS = ("rate_ep", "bptt")
+
+
+def against_refs(items: dict, refs: tuple[str, ...] = REFS):
+    """(name, ref, items[name], items[ref]) for every reference present and every other entry."""
+    for ref in refs:
+        if ref in items:
+            yield from ((name, ref, v, items[ref]) for name, v in items.items() if name != ref)
+
+
 def agreement(grads: dict[str, dict[str, Tensor]], groups: dict[str, list[str]],
-              refs: tuple[str, ...] = ("rate_ep", "bptt")) -> list[dict]:
+              refs: tuple[str, ...] = REFS) -> list[dict]:
     """Rows {method, ref, layer, cosine, rel_error} for every method against every reference present."""
     rows = []
-    for ref in refs:
-        if ref not in grads:
-            continue
-        for method, g in grads.items():
-            if method == ref:
-                continue
-            for layer, names in groups.items():
-                a, b = _flat(g, names), _flat(grads[ref], names)
-                rows.append({"method": method, "ref": ref, "layer": layer,
-                             "cosine": cosine(a, b), "rel_error": relative_error(a, b)})
+    for method, ref, g, g_ref in against_refs(grads, refs):
+        for layer, names in groups.items():
+            a, b = _flat(g, names), _flat(g_ref, names)
+            rows.append({"method": method, "ref": ref, "layer": layer,
+                         "cosine": cosine(a, b), "rel_error": relative_error(a, b)})
     return rows
 
 
