@@ -108,13 +108,11 @@ def _segments(segs: list[dict]) -> str:
         return ""
     parts = []
     for g in segs:
-        start = g.get("from", {"epoch": 1, "batch": 0})
-        where = f"from epoch {start['epoch']}, batch {start['batch']}"
         if "note" in g:
             parts.append(f"up to epoch {g['until']['epoch']}, batch {g['until']['batch']}: {g['note']}")
         else:
-            parts.append(f"{where}: git {g.get('git_commit') or 'unknown'}, started {g.get('started')}, "
-                         f"`{g.get('command')}`")
+            parts.append(f"from epoch {g['from']['epoch']}, batch {g['from']['batch']}: git "
+                         f"{g.get('git_commit') or 'unknown'}, started {g.get('started')}, `{g.get('command')}`")
     return f"; resumed, trained by {len(segs)} processes: " + "; ".join(parts)
 
 

@@ -202,6 +202,9 @@ class _Trainer:
             if self.tc.save_epoch_weights:
                 atomic_save(self.net.state_dict(), run_dir / "weights-epoch000.pt")
         DP.barrier(self.dist)
+        # this process's part of the run: command, commit, start, load, and where it took over
+        self.segment = {"command": command_line(), "git_commit": git_commit(), "started": now(),
+                        "machine_at_start": machine_load(), "from": {"epoch": self.epoch + 1, "batch": self.batch_pos}}
         self.n = len(self.ds.train_x)
         self.n_batches = math.ceil(self.n / self.tc.batch_size)
         self.t_start = self.last_ckpt = time.time()
@@ -408,17 +411,9 @@ class _Trainer:
         self.log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
                  f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
 
-    def segment(self) -> dict:
-        """This process's part of the run: command, commit, start, load, and where it took over."""
-        if not hasattr(self, "_segment"):
-            self._segment = {"command": command_line(), "git_commit": git_commit(), "started": now(),
-                             "machine_at_start": machine_load(),
-                             "from": {"epoch": self.epoch + 1, "batch": self.batch_pos}}
-        return self._segment
-
     def segments_so_far(self) -> list[dict]:
         """Every process that trained this run so far, this one last (with where it has got to)."""
-        return self.segments + [{**self.segment(), "until": {"epoch": self.epoch + 1, "batch": self.batch_pos},
+        return self.segments + [{**self.segment, "until": {"epoch": self.epoch + 1, "batch": self.batch_pos},
                                  "at": now()}]
 
     def _evaluate(self) -> dict:
@@ -433,7 +428,7 @@ class _Trainer:
         return {k: v / sums[-1] for k, v in zip(keys, sums[:-1])}
 
     def summary(self) -> dict:
-        seg = self.segment()
+        seg = self.segment
         s = {"command": seg["command"], "config": self.config_path, "seed": self.tc.seed, "versions": versions(),
              "device": str(self.device), "hardware": hardware(self.device), "dtype": self.tc.dtype,
              "git_commit": seg["git_commit"], "data_source": self.ds.source, "n_train": len(self.ds.train_x),
