@@ -183,3 +183,28 @@ def test_an_arm_written_before_new_config_keys_existed_still_matches(tmp_path):
     logs = []
     run_compare(cfg, out=tmp_path, arms=("rate_ep",), report=False, log=logs.append)
     assert "rate_ep-seed0: finished, skipped" in logs
+
+
+def test_a_report_of_a_half_finished_comparison_lists_the_arms_still_training(tmp_path):
+    # a comparison longer than one session: the report covers the finished arms, lists the others
+    # apart, and measures again once the set of finished arms has grown
+    two, one = load_config(None, TINY), load_config(None, TINY + ["train.epochs=1"])
+    quiet = lambda *a: None     # noqa: E731
+    run_compare(two, out=tmp_path, arms=("rate_ep",), report=False, log=quiet)
+    run_compare(one, out=tmp_path, arms=("bptt",), report=False, log=quiet)      # bptt: 1 of 2 epochs
+    logs = []
+    rep = run_compare(two, out=tmp_path, arms=("rate_ep", "bptt"), train=False, log=logs.append,
+                      results=tmp_path / "published")
+    assert set(rep["accuracy"]) == {"rate_ep"} and rep["gaps"] == []
+    todo = rep["in_progress"]["bptt-seed0"]
+    assert (todo["epochs_done"], todo["epochs_planned"]) == (1, 2) and 0 <= todo["last_test_error"] <= 1
+    assert {r["weights"] for r in rep["conversion"]["rows"]} == {"rate_ep"}
+    assert "**Still training**" in (tmp_path / "report.md").read_text()
+    published = {p.name for p in (tmp_path / "published" / "runs" / "bptt-seed0").iterdir()}
+    assert {"config.yaml", "metrics.csv"} <= published and not any(n.endswith(".pt") for n in published)
+    run_compare(two, out=tmp_path, arms=("bptt",), report=False, log=quiet)       # bptt resumes to 2 epochs
+    logs.clear()
+    rep = run_compare(two, out=tmp_path, arms=("rate_ep", "bptt"), train=False, log=logs.append)
+    assert rep["in_progress"] == {} and set(rep["accuracy"]) == {"rate_ep", "bptt"}
+    assert any("measuring again" in line for line in logs)
+    assert {r["weights"] for r in rep["conversion"]["rows"]} == {"rate_ep", "bptt"}

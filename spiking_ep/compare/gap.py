@@ -63,6 +63,22 @@ def accuracy(runs: dict[tuple[str, int], dict]) -> dict:
     return out
 
 
+def in_progress_arms(run_dirs: dict[tuple[str, int], Path], planned: int) -> dict:
+    """Arms still training: epochs done of the ``planned`` ones, and the last and best errors so far."""
+    import csv
+    out = {}
+    for (arm, seed), d in run_dirs.items():
+        with open(d / "metrics.csv") as f:
+            rows = [{k: float(v) for k, v in r.items() if k in ("epoch", "test_error", "train_error", "seconds")}
+                    for r in csv.DictReader(f)]
+        out[f"{arm}-seed{seed}"] = {
+            "arm": arm, "description": DESCRIPTIONS[arm], "dir": str(d), "epochs_done": len(rows),
+            "epochs_planned": planned,
+            "last_test_error": rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in rows),
+            "last_train_error": rows[-1]["train_error"], "curve": rows}
+    return out
+
+
 def gaps(acc: dict) -> list[dict]:
     """Each arm's gap in percentage points to each reference arm present, ± √(se² + se_ref²)."""
     return [{"arm": arm, "ref": ref, "gap_points": 100 * (a["mean_final_test_error"] - b["mean_final_test_error"]),
@@ -174,17 +190,22 @@ MEASUREMENTS = {"gradients": gradient_agreement, "fixed_point": fixed_points, "c
 
 
 def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENTS)) -> dict:
-    """Each measurement from its cache file ``out/measurements/<name>.json``, computed if missing."""
+    """Each measurement from its cache file ``out/measurements/<name>.json``, computed if missing or
+    made for another set of arms (e.g. before the last arm of a long comparison finished)."""
     folder = out / "measurements"
     folder.mkdir(parents=True, exist_ok=True)
     res = {}
     for name in which:
         path = folder / f"{name}.json"
         if path.is_file():
-            res[name] = json.loads(path.read_text())
-            continue
-        ctx.log(f"measuring: {name}")
-        res[name] = {**MEASUREMENTS[name](ctx), "provenance": provenance(ctx.device)}
+            cached = json.loads(path.read_text())
+            if cached.get("arms") == ctx.arms:
+                res[name] = cached
+                continue
+            ctx.log(f"{path} was measured for arms {cached.get('arms', 'not recorded')}: measuring again")
+        else:
+            ctx.log(f"measuring: {name}")
+        res[name] = {**MEASUREMENTS[name](ctx), "arms": ctx.arms, "provenance": provenance(ctx.device)}
         atomic_write_text(json.dumps(res[name], indent=1) + "\n", path)
     return res
 
@@ -218,8 +239,13 @@ def cost(ctx: Context, runs: dict, mem: dict) -> list[dict]:
     return rows
 
 
-def build(cfg: Config, run_dirs: dict[tuple[str, int], Path], out: Path, *, measure: bool = True, log=print) -> dict:
-    """Assemble report.json's content (measuring what is not cached yet when ``measure``)."""
+def build(cfg: Config, run_dirs: dict[tuple[str, int], Path], out: Path, *, measure: bool = True, log=print,
+          in_progress: dict[tuple[str, int], Path] | None = None) -> dict:
+    """Assemble report.json's content (measuring what is not cached yet when ``measure``).
+
+    ``in_progress`` arms (still training) are listed apart, with their curves so far; they take no
+    part in the gaps or the measurements.
+    """
     runs = {k: read_run(d) for k, d in run_dirs.items()}
     arms = list(dict.fromkeys(a for a, _ in run_dirs))
     acc = accuracy(runs)
@@ -235,6 +261,7 @@ def build(cfg: Config, run_dirs: dict[tuple[str, int], Path], out: Path, *, meas
                       for (a, s), d in run_dirs.items()},
               "curves": {f"{a}-seed{s}": [{k: row.get(k) for k in ("epoch", "test_error", "train_error", "seconds")}
                                           for row in runs[a, s]["rows"]] for a, s in run_dirs},
+              "in_progress": in_progress_arms(in_progress or {}, cfg.train.epochs),
               "provenance": provenance(cfg.train.device if cfg.train.device != "auto" else "cpu")}
     if measure:
         ctx = Context(cfg, arms, run_dirs, log)

@@ -35,7 +35,21 @@ def accuracy_md(rep: dict) -> list[str]:
         for arm, d in by_arm.items():
             lines.append(f"| {DESCRIPTIONS[arm]} | {d.get('rate_ep', '–')} | {d.get('bptt', '–')} |")
         lines.append("")
-    return lines
+    return lines + in_progress_md(rep)
+
+
+def in_progress_md(rep: dict) -> list[str]:
+    todo = rep.get("in_progress") or {}
+    if not todo:
+        return []
+    lines = ["**Still training** (not in the tables above, the gaps or the measurements below; dashed in the "
+             "learning curves):", "",
+             "| arm | run | epochs done / planned | last test error | best test error | last train error |",
+             "|---|---|---|---|---|---|"]
+    for name, a in todo.items():
+        lines.append(f"| {a['description']} | {name} | {a['epochs_done']} / {a['epochs_planned']} | "
+                     f"{_pct(a['last_test_error'])} | {_pct(a['best_test_error'])} | {_pct(a['last_train_error'])} |")
+    return lines + [""]
 
 
 def gradients_md(rep: dict) -> list[str]:
@@ -165,10 +179,12 @@ def plots(rep: dict, out: Path) -> list[str]:
     from matplotlib.ticker import MaxNLocator
     made = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for i, (name, rows) in enumerate(rep["curves"].items()):
+    todo = {name: a["curve"] for name, a in (rep.get("in_progress") or {}).items()}
+    for name, rows in {**rep["curves"], **todo}.items():
         arm = name.rsplit("-seed", 1)[0]
         ep = [r["epoch"] for r in rows]
-        kw = dict(color=f"C{list(DESCRIPTIONS).index(arm)}", marker="o", ms=3, label=f"{DESCRIPTIONS[arm]} ({name[len(arm) + 1:]})")
+        kw = dict(color=f"C{list(DESCRIPTIONS).index(arm)}", marker="o", ms=3, ls="--" if name in todo else "-",
+                  label=f"{DESCRIPTIONS[arm]} ({name[len(arm) + 1:]}{', in progress' if name in todo else ''})")
         axes[0].plot(ep, [100 * r["test_error"] for r in rows], **kw)
         axes[1].plot(ep, [100 * r["train_error"] for r in rows], **kw)
     for ax, what in zip(axes, ("test", "train")):
