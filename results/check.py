@@ -101,7 +101,28 @@ def check_compare(folder: Path) -> tuple[int, list[str]]:
                 checked += 1
                 if abs(s[key] - fn(m)) > 1e-12:
                     errors.append(f"{folder}/report.json: {s['run']} {key} {s[key]} ≠ metrics.csv {fn(m)}")
+    todo = rep.get("in_progress") or {}
+    for name, a in todo.items():       # arms still training: their rows so far
+        raw = folder / "runs" / name
+        if not (raw / "metrics.csv").is_file():
+            errors.append(f"{folder}: no raw files for {name} (in progress)")
+            continue
+        m = read_metrics(raw)
+        for key, fn in (("last_test_error", COLUMNS["final test error"]), ("best_test_error", COLUMNS["best test error"]),
+                        ("last_train_error", COLUMNS["final train error"])):
+            checked += 1
+            if abs(a[key] - fn(m)) > 1e-12:
+                errors.append(f"{folder}/report.json: {name} (in progress) {key} {a[key]} ≠ metrics.csv {fn(m)}")
     md = (folder / "report.md").read_text()
+    for row in next((t for t in tables(md) if t[0][:2] == ["arm", "run"]), [[]])[1:]:
+        a = todo.get(row[1])
+        if a is None:
+            errors.append(f"{folder}/report.md: still-training row {row[1]!r} is not in report.json")
+            continue
+        for col, key in ((3, "last_test_error"), (4, "best_test_error"), (5, "last_train_error")):
+            checked += 1
+            if abs(pct(row[col]) - 100 * a[key]) > TOL:
+                errors.append(f"{folder}/report.md: {row[1]} column {col} shows {row[col]}, report.json {100 * a[key]:.3f} %")
     acc = next((t for t in tables(md) if t[0][:2] == ["arm", "seeds"]), None)
     by_desc = {a["description"]: a for a in rep["accuracy"].values()}
     for row in (acc or [])[1:]:
