@@ -85,56 +85,48 @@ def check_run_tables(folder: Path, runs: dict[str, list[dict]]) -> tuple[int, li
     return checked, errors
 
 
+def _json_vs_raw(folder: Path, run: str, entry: dict, keys: tuple[str, str, str]) -> tuple[int, list[str]]:
+    """report.json's (final or last) test error, best test error and train error of one run vs its metrics.csv."""
+    raw = folder / "runs" / run
+    if not (raw / "metrics.csv").is_file():
+        return 0, [f"{folder}: no raw files for {run}"]
+    m = read_metrics(raw)
+    fns = (COLUMNS["final test error"], COLUMNS["best test error"], COLUMNS["final train error"])
+    return len(keys), [f"{folder}/report.json: {run} {k} {entry[k]} ≠ metrics.csv {fn(m)}"
+                       for k, fn in zip(keys, fns) if abs(entry[k] - fn(m)) > 1e-12]
+
+
+def _md_vs_json(folder: Path, table: list[list[str]] | None, key_col: int, entries: dict,
+                cols: tuple[tuple[int, str], ...]) -> tuple[int, list[str]]:
+    """Each row of a report.md table (found by ``key_col``'s cell in ``entries``) vs report.json, in %."""
+    checked, errors = 0, []
+    for row in (table or [])[1:]:
+        a = entries.get(row[key_col])
+        if a is None:
+            errors.append(f"{folder}/report.md: row {row[key_col]!r} is not in report.json")
+            continue
+        for col, key in cols:
+            checked += 1
+            if abs(pct(row[col]) - 100 * a[key]) > TOL:
+                errors.append(f"{folder}/report.md: {row[key_col]} column {col} shows {row[col]}, "
+                              f"report.json {100 * a[key]:.3f} %")
+    return checked, errors
+
+
 def check_compare(folder: Path) -> tuple[int, list[str]]:
     rep = json.loads((folder / "report.json").read_text())
-    checked, errors = 0, []
-    for arm, a in rep["accuracy"].items():
-        for s in a["seeds"]:
-            raw = folder / "runs" / s["run"]
-            if not (raw / "metrics.csv").is_file():
-                errors.append(f"{folder}: no raw files for {s['run']}")
-                continue
-            m = read_metrics(raw)
-            for key, fn in (("final_test_error", COLUMNS["final test error"]),
-                            ("best_test_error", COLUMNS["best test error"]),
-                            ("final_train_error", COLUMNS["final train error"])):
-                checked += 1
-                if abs(s[key] - fn(m)) > 1e-12:
-                    errors.append(f"{folder}/report.json: {s['run']} {key} {s[key]} ≠ metrics.csv {fn(m)}")
-    todo = rep.get("in_progress") or {}
-    for name, a in todo.items():       # arms still training: their rows so far
-        raw = folder / "runs" / name
-        if not (raw / "metrics.csv").is_file():
-            errors.append(f"{folder}: no raw files for {name} (in progress)")
-            continue
-        m = read_metrics(raw)
-        for key, fn in (("last_test_error", COLUMNS["final test error"]), ("best_test_error", COLUMNS["best test error"]),
-                        ("last_train_error", COLUMNS["final train error"])):
-            checked += 1
-            if abs(a[key] - fn(m)) > 1e-12:
-                errors.append(f"{folder}/report.json: {name} (in progress) {key} {a[key]} ≠ metrics.csv {fn(m)}")
-    md = (folder / "report.md").read_text()
-    for row in next((t for t in tables(md) if t[0][:2] == ["arm", "run"]), [[]])[1:]:
-        a = todo.get(row[1])
-        if a is None:
-            errors.append(f"{folder}/report.md: still-training row {row[1]!r} is not in report.json")
-            continue
-        for col, key in ((3, "last_test_error"), (4, "best_test_error"), (5, "last_train_error")):
-            checked += 1
-            if abs(pct(row[col]) - 100 * a[key]) > TOL:
-                errors.append(f"{folder}/report.md: {row[1]} column {col} shows {row[col]}, report.json {100 * a[key]:.3f} %")
-    acc = next((t for t in tables(md) if t[0][:2] == ["arm", "seeds"]), None)
-    by_desc = {a["description"]: a for a in rep["accuracy"].values()}
-    for row in (acc or [])[1:]:
-        a = by_desc.get(row[0])
-        if a is None:
-            errors.append(f"{folder}/report.md: accuracy row {row[0]!r} is not in report.json")
-            continue
-        for col, key in ((3, "mean_final_test_error"), (5, "mean_best_test_error"), (6, "mean_final_train_error")):
-            checked += 1
-            if abs(pct(row[col]) - 100 * a[key]) > TOL:
-                errors.append(f"{folder}/report.md: {row[0]} column {col} shows {row[col]}, report.json {100 * a[key]:.3f} %")
-    return checked, errors
+    todo = rep.get("in_progress") or {}     # arms still training: their epochs so far
+    md = tables((folder / "report.md").read_text())
+    results = [_json_vs_raw(folder, s["run"], s, ("final_test_error", "best_test_error", "final_train_error"))
+               for a in rep["accuracy"].values() for s in a["seeds"]]
+    results += [_json_vs_raw(folder, name, a, ("last_test_error", "best_test_error", "last_train_error"))
+                for name, a in todo.items()]
+    results.append(_md_vs_json(folder, next((t for t in md if t[0][:2] == ["arm", "seeds"]), None), 0,
+                               {a["description"]: a for a in rep["accuracy"].values()},
+                               ((3, "mean_final_test_error"), (5, "mean_best_test_error"), (6, "mean_final_train_error"))))
+    results.append(_md_vs_json(folder, next((t for t in md if t[0][:2] == ["arm", "run"]), None), 1, todo,
+                               ((3, "last_test_error"), (4, "best_test_error"), (5, "last_train_error"))))
+    return sum(n for n, _ in results), [e for _, errs in results for e in errs]
 
 
 def main(root: str = "results") -> int:
