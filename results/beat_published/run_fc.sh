@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Deep fully connected spiking network on MNIST (configs/beat/mnist_fc_deep.yaml, 784-512-512 +
 # readout): STDP rule, rate-product rule and rate EP on the same network, one thread each, JOBS at a
-# time. Resumable like run.sh; then the tables (results/beat_published/table.py).
+# time. Resumable like run.sh; then the inference sweeps and the tables (results/beat_published/table.py).
 # Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash results/beat_published/run_fc.sh
 set -euo pipefail
 OUT=${OUT:-runs/beat_published}
@@ -18,4 +18,12 @@ export -f run; export OUT
 printf '%s\n' "fc_stdp_seed0 0" "fc_rates_seed0 0 --set spiking.rule=rates" \
               "fc_rate_ep_seed0 0 --set model.kind=rate --set method.tol=1.0e-3 --set method.eval_T1=40" \
   | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
+# inference cost: test error and synaptic operations vs steps, training and NIR-exact profiles (the rate
+# EP network run as a spiking one: the conversion gap)
+NIR="--set spiking.reset=zero --set spiking.v_floor=null --set spiking.v_ceiling=null --set spiking.rate_estimate=count --set method.mode=forward"
+for r in fc_stdp_seed0 fc_rates_seed0 fc_rate_ep_seed0; do
+  KIND=""; [ "$r" = fc_rate_ep_seed0 ] && KIND="--set model.kind=spiking"
+  [ -f "$OUT/$r.steps.json" ] || spiking-ep evaluate "$OUT/$r" --steps 10,20,40,80 $KIND --json > "$OUT/$r.steps.json"
+  [ -f "$OUT/$r.steps_nir.json" ] || spiking-ep evaluate "$OUT/$r" --steps 10,20,40,80 $KIND $NIR --json > "$OUT/$r.steps_nir.json"
+done
 python results/beat_published/table.py "$OUT" > results/beat_published/README.md

@@ -29,6 +29,27 @@ def groups(runs):
     return out
 
 
+def fc_gaps(groups_: dict) -> list[str]:
+    """The deep FC network's gaps (final test error, points): STDP vs rates rule, and each rule vs rate
+    EP on the same network, ± the binomial standard errors of both runs combined (one seed each)."""
+    import math
+
+    from spiking_ep.compare.gap import binomial_se
+    final = {name: rs[0] for name, rs in groups_.items() if name.startswith("fc_")}
+    pairs = [(a, b) for a, b in (("fc_stdp", "fc_rates"), ("fc_stdp", "fc_rate_ep"), ("fc_rates", "fc_rate_ep"))
+             if a in final and b in final]
+    if not pairs:
+        return []
+    lines = ["\n## Deep fully connected network: the gaps between the rules and to rate EP\n",
+             "Final test error of the first run minus the second's, in points, ± √(se₁² + se₂²) with the binomial "
+             "standard error of each (one seed).\n", "| runs | gap (points) |", "|---|---|"]
+    for a, b in pairs:
+        ea, eb = final[a]["rows"][-1]["test_error"], final[b]["rows"][-1]["test_error"]
+        se = math.hypot(binomial_se(ea, final[a]["summary"]["n_test"]), binomial_se(eb, final[b]["summary"]["n_test"]))
+        lines.append(f"| {a} − {b} | {100 * (ea - eb):+.2f} ± {100 * se:.2f} |")
+    return lines
+
+
 def main(runs_dir: str) -> None:
     root = Path(runs_dir)
     runs = [read_run(d) for d in sorted(root.iterdir()) if (d / "summary.json").is_file()]
@@ -48,6 +69,8 @@ def main(runs_dir: str) -> None:
         print(f"| {name}: {describe_method(rs[0]['config'])} | {len(rs)} | {len(rs[0]['rows'])} | "
               f"{statistics.fmean(errs):.2f} %{std} | {', '.join(f'{e:.2f} %' for e in errs)} | "
               f"{'≤ ' + str(target) + ' %' if target else '–'} | {pub} | {src} |")
+    for line in fc_gaps(groups(runs)):
+        print(line)
     sweeps = sorted(root.glob("*.steps*.json"))
     if sweeps:
         print("\n## Inference cost: test error and synaptic operations against the number of steps\n")
