@@ -46,3 +46,19 @@ def test_a_comparison_report_s_arms_still_training_are_checked_too(tmp_path):
     rep["in_progress"]["bptt-seed0"]["last_test_error"] = 0.4
     (tmp_path / "cmp" / "report.json").write_text(json.dumps(rep))
     assert check.main(str(tmp_path)) == 1
+
+
+def test_the_cifar10_targets_say_met_or_missed_by_how_much():
+    spec_t = importlib.util.spec_from_file_location("cifar_targets", ROOT / "results" / "compare_cifar10" / "targets.py")
+    targets = importlib.util.module_from_spec(spec_t)
+    spec_t.loader.exec_module(targets)
+    acc = {"rate_ep": {"mean_final_test_error": 0.4475, "se": 0.005}}
+    gaps = [{"arm": "spiking_rates", "ref": "rate_ep", "gap_points": 1.99, "pm_points": 0.7},
+            {"arm": "spiking_stdp", "ref": "rate_ep", "gap_points": 3.5, "pm_points": 0.7}]
+    todo = {"spiking_bptt-seed0": {"epochs_done": 2, "epochs_planned": 6, "last_test_error": 0.5}}
+    rows = {r[0]: r[1:] for r in targets.target_rows({"accuracy": acc, "gaps": gaps, "in_progress": todo})}
+    assert rows["rate EP ≤ 30 % test error"] == ("44.75 % ± 0.50", "missed by 14.75 points")
+    assert rows["spiking EP (rates) within 2 points of rate EP"][1] == "met"
+    assert rows["spiking EP (stdp) within 3 points of rate EP"][1] == "missed by 0.50 points"
+    assert rows["spiking BPTT reported beside them"] == ("training: 2 of 6 epochs, 50.00 % so far", "not yet")
+    assert rows["rate BPTT reported beside them"] == ("not started", "not yet")
