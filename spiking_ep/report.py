@@ -99,10 +99,10 @@ def run_footer(r: dict) -> str:
     return (f"- **{r['name']}**: `{s.get('command', '?')}`; data: {s.get('data_source')} "
             f"({s.get('n_train')} train / {s.get('n_test')} test); hardware: {s.get('hardware')} ({s.get('device')})"
             f"{load}; python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
-            f"git {commit}; {s.get('started')} → {s.get('finished')}{_segments(segs)}")
+            f"git {commit}; {s.get('started')} → {s.get('finished')}{segments_text(segs)}")
 
 
-def _segments(segs: list[dict]) -> str:
+def segments_text(segs: list[dict]) -> str:
     """A resumed run's parts: which process trained from where, at which commit."""
     if not segs:
         return ""

@@ -208,3 +208,5 @@ def test_a_report_of_a_half_finished_comparison_lists_the_arms_still_training(tm
     assert rep["in_progress"] == {} and set(rep["accuracy"]) == {"rate_ep", "bptt"}
     assert any("measuring again" in line for line in logs)
     assert {r["weights"] for r in rep["conversion"]["rows"]} == {"rate_ep", "bptt"}
+    footer = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("- **bptt-seed0**"))
+    assert "resumed, trained by 2 processes" in footer      # each process's command and commit

@@ -257,7 +257,8 @@ def build(cfg: Config, run_dirs: dict[tuple[str, int], Path], out: Path, *, meas
                                        "versions": runs[a, s]["summary"].get("versions"),
                                        "started": runs[a, s]["summary"].get("started"),
                                        "finished": runs[a, s]["summary"].get("finished"),
-                                       "data_source": runs[a, s]["summary"].get("data_source")}
+                                       "data_source": runs[a, s]["summary"].get("data_source"),
+                                       "segments": runs[a, s]["summary"].get("segments")}
                       for (a, s), d in run_dirs.items()},
               "curves": {f"{a}-seed{s}": [{k: row.get(k) for k in ("epoch", "test_error", "train_error", "seconds")}
                                           for row in runs[a, s]["rows"]] for a, s in run_dirs},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..report import segments_text
 from ..runinfo import provenance_line
 from .arms import DESCRIPTIONS
 
@@ -163,11 +164,14 @@ def markdown(rep: dict, title: str, plots: list[str]) -> str:
     lines += ["## How these numbers were made", "", "Report: " + provenance_line(rep["provenance"]), ""]
     for name, r in rep["runs"].items():
         commit = r.get("git_commit") or "unknown"
-        flag = " (**uncommitted changes**)" if commit.endswith("+dirty") else ""
+        segs = r.get("segments") or []
+        dirty = commit.endswith("+dirty") or any(str(g.get("git_commit", "")).endswith("+dirty") for g in segs)
+        flag = " (**uncommitted changes**)" if dirty else ""
         v = r.get("versions") or {}
         lines.append(f"- **{name}**: `{r.get('command')}`; data: {r.get('data_source')}; {r.get('hardware')}; "
                      f"python {v.get('python')}, torch {v.get('torch')}; git {commit}{flag}; "
-                     f"{r.get('started')} → {r.get('finished')}")
+                     f"{r.get('started')} → {r.get('finished')}"
+                     f"{segments_text(segs)}")
     return "\n".join(lines) + "\n"
 
 
