@@ -61,4 +61,4 @@ def test_the_cifar10_targets_say_met_or_missed_by_how_much():
     assert rows["spiking EP (rates) within 2 points of rate EP"][1] == "met"
     assert rows["spiking EP (stdp) within 3 points of rate EP"][1] == "missed by 0.50 points"
     assert rows["spiking BPTT reported beside them"] == ("training: 2 of 6 epochs, 50.00 % so far", "not yet")
-    assert rows["rate BPTT reported beside them"] == ("not started", "not yet")
+    assert rows["rate BPTT reported beside them"] == ("no epoch finished yet", "not yet")

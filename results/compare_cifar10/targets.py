@@ -55,7 +55,7 @@ def target_rows(rep: dict) -> list[tuple[str, str, str]]:
             rows.append((f"{label} reported beside them", f"training: {todo['epochs_done']} of "
                          f"{todo['epochs_planned']} epochs, {100 * todo['last_test_error']:.2f} % so far", "not yet"))
         else:
-            rows.append((f"{label} reported beside them", "not started", "not yet"))
+            rows.append((f"{label} reported beside them", "no epoch finished yet", "not yet"))
     return rows
 
 
