@@ -8,6 +8,7 @@
 set -euo pipefail
 COMMITS=${COMMITS:-"6512cf4 c62cfa3 e504e80"}
 WORK=$(mktemp -d)
+echo "# $0, git $(git rev-parse HEAD), $(date -Iseconds), $(python -c 'import platform, torch; print(platform.processor() or platform.machine(), "torch", torch.__version__)'), one torch thread per run, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 ARMS="rate_ep bptt spiking_rates spiking_stdp"
 for c in $COMMITS; do
   git worktree add --detach "$WORK/src-$c" "$c" > /dev/null 2>&1
