@@ -22,7 +22,7 @@ printf '%s\n' "fc_stdp_seed0 0" "fc_rates_seed0 0 --set spiking.rule=rates" \
 # EP network run as a spiking one: the conversion gap)
 NIR="--set spiking.reset=zero --set spiking.v_floor=null --set spiking.v_ceiling=null --set spiking.rate_estimate=count --set method.mode=forward"
 for r in fc_stdp_seed0 fc_rates_seed0 fc_rate_ep_seed0; do
-  KIND=""; [ "$r" = fc_rate_ep_seed0 ] && KIND="--set model.kind=spiking"
+  KIND=""; [ "$r" = fc_rate_ep_seed0 ] && KIND="--set model.kind=spiking --set method.tol=null"
   [ -f "$OUT/$r.steps.json" ] || spiking-ep evaluate "$OUT/$r" --steps 10,20,40,80 $KIND --json > "$OUT/$r.steps.json"
   [ -f "$OUT/$r.steps_nir.json" ] || spiking-ep evaluate "$OUT/$r" --steps 10,20,40,80 $KIND $NIR --json > "$OUT/$r.steps_nir.json"
 done
