@@ -17,11 +17,15 @@ def read_run(run_dir: str | Path) -> dict:
     for name in ("metrics.csv", "summary.json", "config.yaml"):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name} is missing (is {run_dir} a finished run folder?)")
-    with open(run_dir / "metrics.csv") as f:
-        rows = [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    return {"dir": run_dir, "name": run_dir.name, "rows": rows,
+    return {"dir": run_dir, "name": run_dir.name, "rows": read_metrics(run_dir),
             "summary": json.loads((run_dir / "summary.json").read_text()),
             "config": yaml.safe_load((run_dir / "config.yaml").read_text())}
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """metrics.csv of a run folder (finished or still training): one dict per epoch, numbers as floats."""
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: _num(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def _num(v: str):
@@ -89,7 +93,7 @@ def run_footer(r: dict) -> str:
     v = s.get("versions", {})
     commit = s.get("git_commit") or "unknown"
     segs = s.get("segments") or []
-    if commit.endswith("+dirty") or any(str(g.get("git_commit", "")).endswith("+dirty") for g in segs):
+    if ran_dirty(commit, segs):
         commit += " (**run from a tree with uncommitted changes**)"
     load = ""
     if s.get("machine_at_start"):
@@ -100,6 +104,11 @@ def run_footer(r: dict) -> str:
             f"({s.get('n_train')} train / {s.get('n_test')} test); hardware: {s.get('hardware')} ({s.get('device')})"
             f"{load}; python {v.get('python')}, torch {v.get('torch')}, spiking-ep {v.get('spiking-ep')}; "
             f"git {commit}; {s.get('started')} → {s.get('finished')}{segments_text(segs)}")
+
+
+def ran_dirty(commit: str, segs: list[dict]) -> bool:
+    """Whether the run's commit, or that of any process that trained part of it, had uncommitted changes."""
+    return commit.endswith("+dirty") or any(str(g.get("git_commit", "")).endswith("+dirty") for g in segs)
 
 
 def segments_text(segs: list[dict]) -> str:

@@ -41,6 +41,7 @@ def _on_disk(cfg: Config, arms: tuple[str, ...], seeds: int, out: Path):
     In progress: started, with at least one epoch in metrics.csv, not yet at the configured epochs
     (a comparison too long for one session). Folders trained with another config are an error.
     """
+    from ..report import read_metrics
     from .arms import arm_config
     from .runner import run_status
     finished, partial = {}, {}
@@ -50,7 +51,7 @@ def _on_disk(cfg: Config, arms: tuple[str, ...], seeds: int, out: Path):
             status = run_status(d, arm_config(cfg, a, s, out))
             if status == "finished":
                 finished[a, s] = d
-            elif (d / "metrics.csv").is_file() and len((d / "metrics.csv").read_text().splitlines()) > 1:
+            elif (d / "metrics.csv").is_file() and read_metrics(d):
                 partial[a, s] = d
     return finished, partial
 

@@ -20,7 +20,7 @@ import rate_ref as R
 from .. import data as D
 from ..checkpoint import atomic_write_text, load_weights
 from ..config import Config, config_from_dict
-from ..report import read_run
+from ..report import read_metrics, read_run
 from ..runinfo import provenance
 from . import measure as M
 from .arms import DESCRIPTIONS, arm_config, confounds
@@ -65,12 +65,9 @@ def accuracy(runs: dict[tuple[str, int], dict]) -> dict:
 
 def in_progress_arms(run_dirs: dict[tuple[str, int], Path], planned: int) -> dict:
     """Arms still training: epochs done of the ``planned`` ones, and the last and best errors so far."""
-    import csv
     out = {}
     for (arm, seed), d in run_dirs.items():
-        with open(d / "metrics.csv") as f:
-            rows = [{k: float(v) for k, v in r.items() if k in ("epoch", "test_error", "train_error", "seconds")}
-                    for r in csv.DictReader(f)]
+        rows = [{k: r.get(k) for k in ("epoch", "test_error", "train_error", "seconds")} for r in read_metrics(d)]
         out[f"{arm}-seed{seed}"] = {
             "arm": arm, "description": DESCRIPTIONS[arm], "dir": str(d), "epochs_done": len(rows),
             "epochs_planned": planned,

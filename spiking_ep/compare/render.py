@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report import segments_text
+from ..report import ran_dirty, segments_text
 from ..runinfo import provenance_line
 from .arms import DESCRIPTIONS
 
@@ -165,8 +165,7 @@ def markdown(rep: dict, title: str, plots: list[str]) -> str:
     for name, r in rep["runs"].items():
         commit = r.get("git_commit") or "unknown"
         segs = r.get("segments") or []
-        dirty = commit.endswith("+dirty") or any(str(g.get("git_commit", "")).endswith("+dirty") for g in segs)
-        flag = " (**uncommitted changes**)" if dirty else ""
+        flag = " (**uncommitted changes**)" if ran_dirty(commit, segs) else ""
         v = r.get("versions") or {}
         lines.append(f"- **{name}**: `{r.get('command')}`; data: {r.get('data_source')}; {r.get('hardware')}; "
                      f"python {v.get('python')}, torch {v.get('torch')}; git {commit}{flag}; "
