@@ -61,7 +61,8 @@ def parse_steps(text: str | None, default: int) -> list[int]:
 def evaluate_weights(cfg: Config, weights: str, steps: list[int], *, config_source: str | None = None) -> dict:
     """Load the weights into ``cfg``'s network and evaluate it on the test split once per T1 in ``steps``.
 
-    Returns ``{"model_kind", "weights", "config", "n_test", "test_subset", "data", "device", "results"}``
+    Returns ``{"model_kind", "weights", "config", "n_test", "test_subset", "data", "device", "results",
+    "provenance"}``
     with ``results`` one dict per T1: ``T1``, ``test_error``, ``test_loss`` (and the spiking counts).
     A progress bar per T1 goes to stderr when it is a terminal.
     """
@@ -70,7 +71,7 @@ def evaluate_weights(cfg: Config, weights: str, steps: list[int], *, config_sour
     import rate_ref as R
 
     from .checkpoint import load_weights
-    from .runinfo import choose_threads
+    from .runinfo import choose_threads, provenance
     from .train import evaluate, load_data, normalisation, resolve_device
 
     choose_threads(cfg.train.threads, log=lambda m: print(m, file=sys.stderr))
@@ -86,7 +87,7 @@ def evaluate_weights(cfg: Config, weights: str, steps: list[int], *, config_sour
                      **{k: v for k, v in res.items() if k not in ("error", "loss")}})
     return {"model_kind": cfg.model.kind, "weights": str(weights), "config": config_source,
             "n_test": len(ds.test_x), "test_subset": cfg.data.test_subset, "data": ds.source,
-            "device": str(device), "results": rows}
+            "device": str(device), "results": rows, "provenance": provenance(device)}
 
 
 def format_table(result: dict) -> str:

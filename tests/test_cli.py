@@ -54,6 +54,7 @@ def test_evaluate_a_run_folder_uses_its_config_and_data_subset(run, capsys):
     # the run's own config.yaml: its test subset, and the run's final test error
     assert res["n_test"] == 300 and res["test_subset"] == 300
     assert res["config"] == str(Path(run["run_dir"]) / "config.yaml")
+    assert res["provenance"]["command"] and res["provenance"]["git_commit"]   # the sweep says how it was made
     assert res["results"][0]["test_error"] == pytest.approx(run["final_test_error"])
     # the default output is a table a person reads
     assert main(["evaluate", run["run_dir"]]) == 0

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from spiking_ep.report import collect_raw, describe_method, read_run, run_footer
+from spiking_ep.runinfo import provenance_line
 
 HERE = Path(__file__).resolve().parent
 PUBLISHED = {
@@ -88,6 +89,10 @@ def main(runs_dir: str) -> None:
             for row in d["results"]:
                 print(f"| {p.name.split('.')[0]} | {prof} | {row['T1']} | {100 * row['test_error']:.2f} % | "
                       f"{row.get('spikes_per_neuron_step', float('nan')):.3f} | {row.get('synops_per_sample', float('nan')):.3g} |")
+        print("\nSweeps made by:\n")
+        for p in sweeps:
+            prov = json.loads(p.read_text()).get("provenance")
+            print(f"- `{p.name}`: " + (provenance_line(prov) if prov else "provenance not recorded"))
     print("\n## Per epoch\n")
     for r in runs:
         print(f"**{r['name']}** (test error % by epoch): " + ", ".join(f"{100 * x['test_error']:.2f}" for x in r["rows"]) + "\n")
