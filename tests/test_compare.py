@@ -206,7 +206,18 @@ def test_a_report_of_a_half_finished_comparison_lists_the_arms_still_training(tm
     logs.clear()
     rep = run_compare(two, out=tmp_path, arms=("rate_ep", "bptt"), train=False, log=logs.append)
     assert rep["in_progress"] == {} and set(rep["accuracy"]) == {"rate_ep", "bptt"}
-    assert any("measuring again" in line for line in logs)
+    # the measurements are extended to the new arm, not redone: the cached rows are kept and the
+    # result equals a measurement of both arms from scratch
+    assert any("measuring ['bptt']" in line for line in logs)
     assert {r["weights"] for r in rep["conversion"]["rows"]} == {"rate_ep", "bptt"}
+    for name in ("gradients", "conversion", "memory"):
+        assert [p["arms"] for p in rep[name]["parts"]] == [["rate_ep"], ["bptt"]], name
+    assert len(rep["fixed_point"]["parts"]) == 1            # one measurement for all arms, basis unchanged
+    assert "- measurement `gradients` (bptt): git" in (tmp_path / "report.md").read_text()
+    (tmp_path / "measurements").rename(tmp_path / "measurements.extended")
+    again = run_compare(two, out=tmp_path, arms=("rate_ep", "bptt"), train=False, log=quiet)
+    strip = lambda m: {k: v for k, v in m.items() if k not in ("provenance", "parts", "arms")}     # noqa: E731
+    for name in ("gradients", "conversion", "fixed_point"):
+        assert strip(again[name]) == strip(rep[name]), name
     footer = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("- **bptt-seed0**"))
     assert "resumed, trained by 2 processes" in footer      # each process's command and commit

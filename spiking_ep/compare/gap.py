@@ -123,13 +123,21 @@ def snapshot_epochs(run_dir: Path, wanted: tuple[int, ...] | None) -> list[int]:
     return [e for e in have if wanted is None or e in wanted]
 
 
-def gradient_agreement(ctx: Context) -> dict:
-    """Agreement of every arm's gradient with rate EP's and BPTT's on the rate-EP run's snapshots."""
+def _rate_ep_source(ctx: Context) -> Path:
+    return ctx.run_dirs.get(("rate_ep", 0)) or ctx.run_dirs[ctx.arms[0], 0]
+
+
+def gradient_agreement(ctx: Context, arms: list[str]) -> dict:
+    """Agreement of every arm's gradient with rate EP's and BPTT's on the rate-EP run's snapshots:
+    the rows of every (method, reference) pair that involves one of ``arms`` (all arms: every row)."""
     cmp = ctx.cfg.compare
-    src = ctx.run_dirs.get(("rate_ep", 0)) or ctx.run_dirs[ctx.arms[0], 0]
+    src = _rate_ep_source(ctx)
     epochs = snapshot_epochs(src, cmp.grad_epochs)
     if not epochs:
         return {"rows": [], "note": f"no weight snapshots (weights-epochNNN.pt) in {src}"}
+    wanted = {(m, r) for m, r, _, _ in M.against_refs(dict.fromkeys(ctx.arms)) if m in arms or r in arms}
+    # only the estimates these pairs need (each arm's estimate does not depend on the others')
+    need = {a: ctx.arm_cfgs[a] for a in ctx.arms if any(a in pair for pair in wanted)}
     rows = []
     for e in tqdm(epochs, desc="gradient agreement", disable=None):
         net = ctx.net(src / f"weights-epoch{e:03d}.pt")
@@ -137,19 +145,26 @@ def gradient_agreement(ctx: Context) -> dict:
         per_batch = []
         for b in range(cmp.grad_batches):
             x, y = ctx.batch("train", b * cmp.grad_batch_size, cmp.grad_batch_size)
-            grads = M.gradient_estimates(net, x, y, ctx.arm_cfgs, seed=b)
-            per_batch.append(M.agreement(grads, groups))
+            grads = M.gradient_estimates(net, x, y, need, seed=b)
+            per_batch.append([r for r in M.agreement(grads, groups) if (r["method"], r["ref"]) in wanted])
         rows += [{"epoch": e, **r} for r in M.mean_rows(per_batch)]
     return {"rows": rows, "weights_from": src.name, "batches": cmp.grad_batches, "batch_size": cmp.grad_batch_size}
 
 
-def fixed_points(ctx: Context) -> dict:
-    """Fixed-point gap on the rate-EP run's initial and final weights."""
+def _first_arm(ctx: Context, candidates: tuple[str, ...]) -> str | None:
+    return next((a for a in candidates if a in ctx.arm_cfgs), None)
+
+
+def _arm_or_default(ctx: Context, arm: str | None, default: str, where) -> Config:
+    return ctx.arm_cfgs[arm] if arm else arm_config(ctx.cfg, default, 0, where)
+
+
+def fixed_points(ctx: Context, arms: list[str]) -> dict:
+    """Fixed-point gap on the rate-EP run's initial and final weights (one measurement for all arms)."""
     cmp = ctx.cfg.compare
-    src = ctx.run_dirs.get(("rate_ep", 0)) or ctx.run_dirs[ctx.arms[0], 0]
-    spk = next((ctx.arm_cfgs[a] for a in ("spiking_rates", "spiking_stdp", "spiking_bptt") if a in ctx.arm_cfgs),
-               arm_config(ctx.cfg, "spiking_rates", 0, src.parent))
-    rate = ctx.arm_cfgs.get("rate_ep") or arm_config(ctx.cfg, "rate_ep", 0, src.parent)
+    src = _rate_ep_source(ctx)
+    spk = _arm_or_default(ctx, _first_arm(ctx, SPIKING_FOR_FIXED_POINT), "spiking_rates", src.parent)
+    rate = _arm_or_default(ctx, _first_arm(ctx, ("rate_ep",)), "rate_ep", src.parent)
     x, _ = ctx.batch("test", 0, cmp.fixed_point_images)
     out = {}
     epochs = snapshot_epochs(src, None)
@@ -160,16 +175,15 @@ def fixed_points(ctx: Context) -> dict:
     return out
 
 
-def conversions(ctx: Context) -> dict:
-    """Every arm's final weights run as a rate and as a spiking network, test error vs steps."""
+def conversions(ctx: Context, arms: list[str]) -> dict:
+    """The final weights of ``arms`` run as a rate and as a spiking network, test error vs steps."""
     cmp = ctx.cfg.compare
     n = cmp.conversion_test_subset or len(ctx.ds.test_x)
     tx, ty = ctx.ds.test_x[:n], ctx.ds.test_y[:n]
-    as_kind = {"rate": ctx.arm_cfgs.get("rate_ep") or arm_config(ctx.cfg, "rate_ep", 0, "."),
-               "spiking": next((ctx.arm_cfgs[a] for a in ("spiking_rates", "spiking_stdp") if a in ctx.arm_cfgs),
-                               None) or arm_config(ctx.cfg, "spiking_rates", 0, ".")}
+    as_kind = {"rate": _arm_or_default(ctx, _first_arm(ctx, ("rate_ep",)), "rate_ep", "."),
+               "spiking": _arm_or_default(ctx, _first_arm(ctx, SPIKING_FOR_CONVERSION), "spiking_rates", ".")}
     rows = []
-    for arm in ctx.arms:
+    for arm in arms:
         net = ctx.net(ctx.run_dirs[arm, 0] / "weights.pt")
         for kind, c in as_kind.items():
             for r in M.conversion(net, tx, ty, c, cmp.conversion_steps, ctx.mean, ctx.std, ctx.device, ctx.dtype):
@@ -177,32 +191,76 @@ def conversions(ctx: Context) -> dict:
     return {"rows": rows, "n_test": n}
 
 
-def memory(ctx: Context) -> dict:
-    """Peak memory one training step of each arm allocates."""
-    return {arm: M.peak_memory(c) for arm, c in tqdm(ctx.arm_cfgs.items(), desc="peak memory", disable=None)}
+def memory(ctx: Context, arms: list[str]) -> dict:
+    """Peak memory one training step of each of ``arms`` allocates."""
+    return {arm: M.peak_memory(ctx.arm_cfgs[arm]) for arm in tqdm(arms, desc="peak memory", disable=None)}
 
 
+SPIKING_FOR_FIXED_POINT = ("spiking_rates", "spiking_stdp", "spiking_bptt")
+SPIKING_FOR_CONVERSION = ("spiking_rates", "spiking_stdp")
 MEASUREMENTS = {"gradients": gradient_agreement, "fixed_point": fixed_points, "conversion": conversions,
                 "memory": memory}
 
 
+def basis(name: str, arms: list[str]) -> dict:
+    """What a measurement made for ``arms`` depends on besides each arm's own weights and config: the
+    weights it is measured on and the arms whose configs define the rate / spiking runs. Cached rows
+    are reused for a larger set of arms only while this is unchanged."""
+    first = lambda candidates: next((a for a in candidates if a in arms), None)      # noqa: E731
+    src = "rate_ep" if "rate_ep" in arms else arms[0]
+    return {"gradients": {"weights_from": src},
+            "fixed_point": {"weights_from": src, "rate": first(("rate_ep",)), "spiking": first(SPIKING_FOR_FIXED_POINT)},
+            "conversion": {"rate": first(("rate_ep",)), "spiking": first(SPIKING_FOR_CONVERSION)},
+            "memory": {}}[name]
+
+
+def _merge(name: str, old: dict, new: dict, arms: list[str]) -> dict:
+    """``old`` (measured on some arms) extended by ``new`` (the others), rows in the order a single
+    measurement of all ``arms`` would give."""
+    if name == "memory":
+        both = {**old, **new}
+        return {a: both[a] for a in arms if a in both}
+    out = {**old, **new}
+    rows = old.get("rows", []) + new.get("rows", [])
+    if name == "conversion":
+        out["rows"] = sorted(rows, key=lambda r: arms.index(r["weights"]))     # stable: steps stay in order
+    else:
+        out["rows"] = sorted(rows, key=lambda r: (r["epoch"], M.REFS.index(r["ref"]), arms.index(r["method"])))
+    return out
+
+
 def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENTS)) -> dict:
-    """Each measurement from its cache file ``out/measurements/<name>.json``, computed if missing or
-    made for another set of arms (e.g. before the last arm of a long comparison finished)."""
+    """Each measurement from its cache file ``out/measurements/<name>.json``, extended to the arms it
+    lacks (e.g. the last arm of a long comparison, finished after the others were measured) or made
+    again when its :func:`basis` changed. The file lists each part (arms, provenance) in ``parts``."""
     folder = out / "measurements"
     folder.mkdir(parents=True, exist_ok=True)
     res = {}
     for name in which:
         path = folder / f"{name}.json"
-        if path.is_file():
-            cached = json.loads(path.read_text())
-            if cached.get("arms") == ctx.arms:
-                res[name] = cached
-                continue
-            ctx.log(f"{path} was measured for arms {cached.get('arms', 'not recorded')}: measuring again")
-        else:
+        cached = json.loads(path.read_text()) if path.is_file() else None
+        done = (cached or {}).get("arms") or []
+        reusable = bool(done) and set(done) <= set(ctx.arms) and basis(name, done) == basis(name, ctx.arms)
+        # the fixed-point gap is one measurement for all arms: nothing to add while its basis holds
+        todo = [] if reusable and name == "fixed_point" else [a for a in ctx.arms if not reusable or a not in done]
+        if reusable and not todo:
+            res[name] = cached
+            continue
+        if cached is None:
             ctx.log(f"measuring: {name}")
-        res[name] = {**MEASUREMENTS[name](ctx), "arms": ctx.arms, "provenance": provenance(ctx.device)}
+        elif reusable:
+            ctx.log(f"{path} was measured for arms {done}: measuring {todo}")
+        else:
+            ctx.log(f"{path} was measured for arms {done or 'not recorded'} on another basis: measuring again")
+        body, parts = {}, []
+        if reusable:
+            body = {k: v for k, v in cached.items() if k not in ("arms", "provenance", "parts")}
+            parts = cached.get("parts") or [{"arms": done, "provenance": cached.get("provenance")}]
+        prov = provenance(ctx.device)
+        if todo:
+            body = _merge(name, body, MEASUREMENTS[name](ctx, todo), ctx.arms)
+            parts = parts + [{"arms": todo, "provenance": prov}]
+        res[name] = {**body, "arms": list(ctx.arms), "provenance": prov, "parts": parts}
         atomic_write_text(json.dumps(res[name], indent=1) + "\n", path)
     return res
 

@@ -152,6 +152,20 @@ def cost_md(rep: dict) -> list[str]:
     return lines
 
 
+def measurement_lines(rep: dict) -> list[str]:
+    """Which process measured what on the weights: each measurement's parts (arms, commit, date)."""
+    lines = []
+    for name in ("gradients", "fixed_point", "conversion", "memory"):
+        m = rep.get(name) or {}
+        parts = m.get("parts") or ([{"arms": m.get("arms"), "provenance": m["provenance"]}] if m.get("provenance") else [])
+        for part in parts:
+            prov = part.get("provenance") or {}
+            commit = prov.get("git_commit") or "unknown"
+            lines.append(f"- measurement `{name}` ({', '.join(part.get('arms') or [])}): git {commit}, "
+                         f"{prov.get('torch_threads')} torch threads, load average {prov.get('load_avg')}, {prov.get('date')}")
+    return lines + [""] if lines else []
+
+
 def markdown(rep: dict, title: str, plots: list[str]) -> str:
     lines = [f"# {title}", ""]
     if rep["confounds"]:
@@ -162,6 +176,7 @@ def markdown(rep: dict, title: str, plots: list[str]) -> str:
     lines += accuracy_md(rep) + gradients_md(rep) + fixed_point_md(rep) + conversion_md(rep) + cost_md(rep)
     lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
     lines += ["## How these numbers were made", "", "Report: " + provenance_line(rep["provenance"]), ""]
+    lines += measurement_lines(rep)
     for name, r in rep["runs"].items():
         commit = r.get("git_commit") or "unknown"
         segs = r.get("segments") or []
