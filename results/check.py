@@ -6,6 +6,9 @@ For each folder under results/:
   - run tables (``spiking-ep report`` tables, lever tables …): every row whose first cell names a
     run with raw files in ``<folder>/runs/<name>/`` must show that run's final test error, best
     test error and final train error (columns named so, in %, to the printed precision);
+  - grouped tables (``results/beat_published``): a row whose first cell starts with ``<group>:``,
+    where runs ``<group>_seed*`` have raw files, must show each seed's final test error (``per
+    seed``) and their means (``final test error, mean …``, ``final train error (mean)``);
   - comparison reports (``report.json`` + ``report.md``): report.json's per-seed errors must equal
     the arms' raw ``metrics.csv``, and report.md's accuracy table must equal report.json;
   - folders whose tables hold training numbers but have no raw run files are listed as not
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -64,6 +68,38 @@ COLUMNS = {"final test error": lambda m: m[-1]["test_error"], "test error": lamb
            "final train error": lambda m: m[-1]["train_error"]}
 
 
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+GROUP_COLUMNS = {"final test error, mean ± std over seeds": lambda ms: [_mean([m[-1]["test_error"] for m in ms])],
+                 "per seed": lambda ms: [m[-1]["test_error"] for m in ms],
+                 "final train error (mean)": lambda ms: [_mean([m[-1]["train_error"] for m in ms])]}
+
+
+def leading_pcts(cell: str) -> list[float]:
+    """The percentages a cell lists: '2.34 % (one seed)' → [2.34]; '1.0 %, 1.2 %' → [1.0, 1.2]."""
+    return [float(x) for x in re.findall(r"(-?\d+(?:\.\d+)?) %", cell.split("±")[0] if "," not in cell else cell)]
+
+
+def check_group_row(md: Path, head: list[str], row: list[str], runs: dict[str, list[dict]]) -> tuple[int, list[str]]:
+    """A grouped row (first cell ``<group>: …``) against the raw files of ``<group>_seed*``."""
+    group = row[0].split(":")[0].replace("*", "").strip()
+    seeds = [runs[n] for n in sorted(runs) if n.rsplit("_seed", 1)[0] == group]
+    checked, errors = 0, []
+    if not seeds:
+        return checked, errors
+    for i, h in enumerate(head):
+        if h not in GROUP_COLUMNS or i >= len(row):
+            continue
+        shown, want = leading_pcts(row[i]), [100 * x for x in GROUP_COLUMNS[h](seeds)]
+        checked += len(want)
+        if len(shown) != len(want) or any(abs(a - b) > TOL for a, b in zip(shown, want)):
+            errors.append(f"{md}: {group} {h} shows {row[i]}, raw data gives "
+                          + ", ".join(f"{w:.3f} %" for w in want))
+    return checked, errors
+
+
 def check_run_tables(folder: Path, runs: dict[str, list[dict]]) -> tuple[int, list[str]]:
     checked, errors = 0, []
     for md in sorted(folder.glob("*.md")):
@@ -72,6 +108,10 @@ def check_run_tables(folder: Path, runs: dict[str, list[dict]]) -> tuple[int, li
             cols = {i: COLUMNS[h] for i, h in enumerate(head) if h in COLUMNS}
             for row in table[1:]:
                 name = row[0].replace("*", "")
+                if ":" in name and name not in runs:
+                    n, errs = check_group_row(md, head, row, runs)
+                    checked, errors = checked + n, errors + errs
+                    continue
                 if name not in runs or not cols:
                     continue
                 for i, fn in cols.items():

@@ -62,3 +62,21 @@ def test_the_cifar10_targets_say_met_or_missed_by_how_much():
     assert rows["spiking EP (stdp) within 3 points of rate EP"][1] == "missed by 0.50 points"
     assert rows["spiking BPTT reported beside them"] == ("training: 2 of 6 epochs, 50.00 % so far", "not yet")
     assert rows["rate BPTT reported beside them"] == ("no epoch finished yet", "not yet")
+
+
+def test_a_grouped_table_s_seeds_and_means_are_checked(tmp_path):
+    for seed, (test, train) in enumerate(((0.010, 0.002), (0.012, 0.004))):
+        run = tmp_path / "beat" / "runs" / f"mnist_conv_seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text(f"epoch,train_error,test_error\n1,0.5,0.4\n2,{train},{test}\n")
+    head = ("| network | runs | final test error, mean ± std over seeds | per seed | final train error (mean) |\n"
+            "|---|---|---|---|---|\n")
+    md = tmp_path / "beat" / "README.md"
+    md.write_text(head + "| mnist_conv: spiking EP | 2 | 1.10 % ± 0.14 | 1.00 %, 1.20 % | 0.30 % |\n")
+    assert check.main(str(tmp_path)) == 0
+    for wrong in ("| mnist_conv: spiking EP | 2 | 1.05 % ± 0.14 | 1.00 %, 1.20 % | 0.30 % |\n",
+                  "| mnist_conv: spiking EP | 2 | 1.10 % ± 0.14 | 1.20 %, 1.00 % | 0.30 % |\n",
+                  "| mnist_conv: spiking EP | 2 | 1.10 % ± 0.14 | 1.00 % | 0.30 % |\n",
+                  "| mnist_conv: spiking EP | 2 | 1.10 % ± 0.14 | 1.00 %, 1.20 % | 0.40 % |\n"):
+        md.write_text(head + wrong)
+        assert check.main(str(tmp_path)) == 1, wrong

@@ -30,24 +30,48 @@ def groups(runs):
     return out
 
 
-def fc_gaps(groups_: dict) -> list[str]:
-    """The deep FC network's gaps (final test error, points): STDP vs rates rule, and each rule vs rate
-    EP on the same network, ± the binomial standard errors of both runs combined (one seed each)."""
+FC_RULES = ("fc_stdp", "fc_rates", "fc_rate_ep")
+VARIANTS = {"": "no augmentation", "_aug": "random shifts of up to 2 pixels (`data.crop_padding: 2`)"}
+
+
+def target_for(name: str) -> float | None:
+    """A group's target: its own, or its base network's for a variant (``fc_stdp_aug`` → ``fc_stdp``)."""
+    return next((t for key, t in TARGETS.items() if name == key or name.startswith(key + "_")), None)
+
+
+def _gap(a: dict, b: dict) -> tuple[float, float]:
+    """Final test error of run a minus run b (points) ± √(se_a² + se_b²) (binomial, one seed each)."""
     import math
 
     from spiking_ep.compare.gap import binomial_se
+    ea, eb = a["rows"][-1]["test_error"], b["rows"][-1]["test_error"]
+    se = math.hypot(binomial_se(ea, a["summary"]["n_test"]), binomial_se(eb, b["summary"]["n_test"]))
+    return 100 * (ea - eb), 100 * se
+
+
+def fc_gaps(groups_: dict) -> list[str]:
+    """The deep FC network's gaps (final test error, points), per training variant: STDP vs rates rule,
+    and each rule vs rate EP on the same network; then what each variant changed per rule."""
     final = {name: rs[0] for name, rs in groups_.items() if name.startswith("fc_")}
-    pairs = [(a, b) for a, b in (("fc_stdp", "fc_rates"), ("fc_stdp", "fc_rate_ep"), ("fc_rates", "fc_rate_ep"))
-             if a in final and b in final]
-    if not pairs:
-        return []
-    lines = ["\n## Deep fully connected network: the gaps between the rules and to rate EP\n",
-             "Final test error of the first run minus the second's, in points, ± √(se₁² + se₂²) with the binomial "
-             "standard error of each (one seed).\n", "| runs | gap (points) |", "|---|---|"]
-    for a, b in pairs:
-        ea, eb = final[a]["rows"][-1]["test_error"], final[b]["rows"][-1]["test_error"]
-        se = math.hypot(binomial_se(ea, final[a]["summary"]["n_test"]), binomial_se(eb, final[b]["summary"]["n_test"]))
-        lines.append(f"| {a} − {b} | {100 * (ea - eb):+.2f} ± {100 * se:.2f} |")
+    lines = []
+    for v in VARIANTS:
+        pairs = [(a + v, b + v) for a, b in (("fc_stdp", "fc_rates"), ("fc_stdp", "fc_rate_ep"), ("fc_rates", "fc_rate_ep"))
+                 if a + v in final and b + v in final]
+        if not pairs:
+            continue
+        lines += [f"\n## Deep fully connected network, {VARIANTS[v]}: the gaps between the rules and to rate EP\n",
+                  "Final test error of the first run minus the second's, in points, ± √(se₁² + se₂²) with the binomial "
+                  "standard error of each (one seed).\n", "| runs | gap (points) |", "|---|---|"]
+        lines += [f"| {a} − {b} | {'%+.2f ± %.2f' % _gap(final[a], final[b])} |" for a, b in pairs]
+    ablation = [(r, v) for r in FC_RULES for v in VARIANTS if v and r in final and r + v in final]
+    if ablation:
+        lines += ["\n## Deep fully connected network: what each change bought\n",
+                  "Final test error with the change minus without it (points, ± as above; negative: the change helped).\n",
+                  "| rule | change | without | with | difference (points) |", "|---|---|---|---|---|"]
+        for r, v in ablation:
+            a, b = final[r + v], final[r]
+            lines.append(f"| {r} | {VARIANTS[v]} | {100 * b['rows'][-1]['test_error']:.2f} % | "
+                         f"{100 * a['rows'][-1]['test_error']:.2f} % | {'%+.2f ± %.2f' % _gap(a, b)} |")
     return lines
 
 
@@ -67,7 +91,7 @@ def main(runs_dir: str) -> None:
         std = f" ± {statistics.stdev(errs):.2f}" if len(errs) > 1 else " (one seed)"
         key = "fc" if name.startswith("fc") else name
         pub, src = PUBLISHED.get(key, ("–", ""))
-        target = TARGETS.get(name)
+        target = target_for(name)
         mean = statistics.fmean(errs)
         verdict = "–" if target is None else "met" if mean <= target else f"missed by {mean - target:.2f} points"
         train = statistics.fmean(100 * r["rows"][-1]["train_error"] for r in rs)
