@@ -62,6 +62,13 @@ def test_the_cifar10_targets_say_met_or_missed_by_how_much():
     assert rows["spiking EP (stdp) within 3 points of rate EP"][1] == "missed by 0.50 points"
     assert rows["spiking BPTT reported beside them"] == ("training: 2 of 6 epochs, 50.00 % so far", "not yet")
     assert rows["rate BPTT reported beside them"] == ("no epoch finished yet", "not yet")
+    grads = {"rows": [{"epoch": e, "method": m, "ref": ref, "layer": la, "cosine": c}
+                      for e, c0 in ((0, 0.5), (6, 0.9)) for m, ref, c in (("spiking_rates", "bptt", c0),
+                                                                          ("spiking_rates", "rate_ep", -1.0))
+                      for la in ("layer1", "readout")]}
+    table = targets.gradient_rows({"accuracy": {}, "gradients": grads})
+    assert table[0] == "| arm | layer1, epoch 0 | readout, epoch 0 | layer1, epoch 6 | readout, epoch 6 |"
+    assert table[2] == "| spiking_rates | 0.500 | 0.500 | 0.900 | 0.900 |"     # only the BPTT reference
 
 
 def test_a_grouped_table_s_seeds_and_means_are_checked(tmp_path):

@@ -71,6 +71,23 @@ def fit_rows(rep: dict) -> list[str]:
     return out
 
 
+def gradient_rows(rep: dict) -> list[str]:
+    """Per arm: cosine of its gradient estimate with BPTT's, per layer, on the rate-EP run's first and
+    last weight snapshots (mean over the measured batches)."""
+    rows = [r for r in (rep.get("gradients") or {}).get("rows", []) if r["ref"] == "bptt"]
+    if not rows:
+        return []
+    epochs = sorted({r["epoch"] for r in rows})
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    cos = {(r["method"], r["epoch"], r["layer"]): r["cosine"] for r in rows}
+    out = ["| arm | " + " | ".join(f"{la}, epoch {e}" for e in (epochs[0], epochs[-1]) for la in layers) + " |",
+           "|---|" + "---|" * (2 * len(layers))]
+    for arm in dict.fromkeys(r["method"] for r in rows):
+        out.append(f"| {rep['accuracy'][arm]['description'] if arm in rep['accuracy'] else arm} | "
+                   + " | ".join(f"{cos[arm, e, la]:.3f}" for e in (epochs[0], epochs[-1]) for la in layers) + " |")
+    return out
+
+
 def main(path: str = str(HERE / "report.json")) -> None:
     rep = json.loads(Path(path).read_text())
     print("| target (issue 10) | measured | verdict |\n|---|---|---|")
@@ -85,6 +102,12 @@ def main(path: str = str(HERE / "report.json")) -> None:
         print(line)
     print("\nTrain error is measured during the epoch on augmented images (random crops and flips), test "
           "error after it without augmentation.")
+    grads = gradient_rows(rep)
+    if grads:
+        print("\nCosine of each arm's gradient estimate with BPTT's on the same weights (the rate-EP run's "
+              "first and last snapshots, mean over the measured batches; report.md has every snapshot and "
+              "the relative errors):\n")
+        print("\n".join(grads))
 
 
 if __name__ == "__main__":
