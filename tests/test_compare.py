@@ -94,6 +94,14 @@ def test_a_second_call_skips_finished_arms_and_reuses_measurements(compared):
     assert not any(line.startswith("measuring") for line in logs)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*-seed0/weights.pt")} == before
     assert again["gradients"] == rep["gradients"] and again["accuracy"] == rep["accuracy"]
+    # a cache written by an older version of a measurement (rows without a newer field) is made again
+    path = out / "measurements" / "gradients.json"     # version 2: rows with norm_ratio
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in old.items() if k != "version"}))
+    logs.clear()
+    run_compare(cfg, out=out, log=logs.append)
+    assert any("gradients.json was measured" in line and "older version" in line for line in logs), logs
+    assert json.loads(path.read_text())["version"] == old["version"]
 
 
 def test_an_arm_trained_with_another_config_is_refused(compared):
@@ -129,6 +137,7 @@ def test_gradient_agreement_equals_direct_computation():
         b = torch.cat([direct[r["ref"]][k].flatten() for k in groups[r["layer"]]]).double()
         assert r["cosine"] == pytest.approx((a @ b / (a.norm() * b.norm())).item(), abs=1e-6)
         assert r["rel_error"] == pytest.approx(((a - b).norm() / b.norm()).item(), rel=1e-5)
+        assert r["norm_ratio"] == pytest.approx((a.norm() / b.norm()).item(), rel=1e-5)
         assert math.isfinite(r["cosine"])
 
 

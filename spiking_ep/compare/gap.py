@@ -200,6 +200,8 @@ SPIKING_FOR_FIXED_POINT = ("spiking_rates", "spiking_stdp", "spiking_bptt")
 SPIKING_FOR_CONVERSION = ("spiking_rates", "spiking_stdp")
 MEASUREMENTS = {"gradients": gradient_agreement, "fixed_point": fixed_points, "conversion": conversions,
                 "memory": memory}
+# bumped when a measurement's rows gain a field (gradients 2: norm_ratio): older caches are made again
+VERSIONS = {"gradients": 2, "fixed_point": 1, "conversion": 1, "memory": 1}
 
 
 def basis(name: str, arms: list[str]) -> dict:
@@ -240,7 +242,8 @@ def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENT
         path = folder / f"{name}.json"
         cached = json.loads(path.read_text()) if path.is_file() else None
         done = (cached or {}).get("arms") or []
-        reusable = bool(done) and set(done) <= set(ctx.arms) and basis(name, done) == basis(name, ctx.arms)
+        reusable = (bool(done) and set(done) <= set(ctx.arms) and basis(name, done) == basis(name, ctx.arms)
+                    and cached.get("version", 1) == VERSIONS[name])
         # the fixed-point gap is one measurement for all arms: nothing to add while its basis holds
         todo = [] if reusable and name == "fixed_point" else [a for a in ctx.arms if not reusable or a not in done]
         if reusable and not todo:
@@ -251,16 +254,17 @@ def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENT
         elif reusable:
             ctx.log(f"{path} was measured for arms {done}: measuring {todo}")
         else:
-            ctx.log(f"{path} was measured for arms {done or 'not recorded'} on another basis: measuring again")
+            ctx.log(f"{path} was measured for arms {done or 'not recorded'} on another basis or by an older "
+                    "version: measuring again")
         body, parts = {}, []
         if reusable:
-            body = {k: v for k, v in cached.items() if k not in ("arms", "provenance", "parts")}
+            body = {k: v for k, v in cached.items() if k not in ("arms", "provenance", "parts", "version")}
             parts = cached.get("parts") or [{"arms": done, "provenance": cached.get("provenance")}]
         prov = provenance(ctx.device)
         if todo:
             body = _merge(name, body, MEASUREMENTS[name](ctx, todo), ctx.arms)
             parts = parts + [{"arms": todo, "provenance": prov}]
-        res[name] = {**body, "arms": list(ctx.arms), "provenance": prov, "parts": parts}
+        res[name] = {**body, "arms": list(ctx.arms), "version": VERSIONS[name], "provenance": prov, "parts": parts}
         atomic_write_text(json.dumps(res[name], indent=1) + "\n", path)
     return res
 

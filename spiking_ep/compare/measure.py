@@ -77,13 +77,16 @@ def against_refs(items: dict, refs: tuple[str, ...] = REFS):
 
 def agreement(grads: dict[str, dict[str, Tensor]], groups: dict[str, list[str]],
               refs: tuple[str, ...] = REFS) -> list[dict]:
-    """Rows {method, ref, layer, cosine, rel_error} for every method against every reference present."""
+    """Rows {method, ref, layer, cosine, rel_error, norm_ratio} for every method against every reference
+    present (norm_ratio = ‖g‖/‖g_ref‖: a step size the shared learning rates turn into)."""
     rows = []
     for method, ref, g, g_ref in against_refs(grads, refs):
         for layer, names in groups.items():
             a, b = _flat(g, names), _flat(g_ref, names)
-            rows.append({"method": method, "ref": ref, "layer": layer,
-                         "cosine": cosine(a, b), "rel_error": relative_error(a, b)})
+            nb = b.norm().item()
+            rows.append({"method": method, "ref": ref, "layer": layer, "cosine": cosine(a, b),
+                         "rel_error": relative_error(a, b),
+                         "norm_ratio": a.norm().item() / nb if nb else float("nan")})
     return rows
 
 
@@ -92,7 +95,7 @@ def mean_rows(per_batch: list[list[dict]]) -> list[dict]:
     out = []
     for rows in zip(*per_batch):
         row = dict(rows[0])
-        for k in ("cosine", "rel_error"):
+        for k in ("cosine", "rel_error", "norm_ratio"):
             row[k] = sum(r[k] for r in rows) / len(rows)
             row[f"{k}_min"], row[f"{k}_max"] = min(r[k] for r in rows), max(r[k] for r in rows)
         out.append(row)

@@ -63,18 +63,21 @@ def gradients_md(rep: dict) -> list[str]:
     lines = ["## Gradient agreement on the same weights", "",
              f"Weights: the rate-EP run's snapshots ({g['weights_from']}), epochs {', '.join(map(str, epochs))} "
              f"(0 = initialisation); {g['batches']} fixed training batches of {g['batch_size']} images (no "
-             f"augmentation), each arm's own steps and rule from a cold start. Cosine and relative error "
-             f"‖g − g_ref‖/‖g_ref‖ per layer (W and b together), mean over the batches.", ""]
+             f"augmentation), each arm's own steps and rule from a cold start. Cosine, relative error "
+             f"‖g − g_ref‖/‖g_ref‖ and norm ratio ‖g‖/‖g_ref‖ (when measured) per layer (W and b together), "
+             f"mean over the batches.", ""]
     for ref in ("bptt", "rate_ep"):
         sub = [r for r in rows if r["ref"] == ref and r["epoch"] in show]
         if not sub:
             continue
         layers = list(dict.fromkeys(r["layer"] for r in sub))
-        lines += [f"**Against {DESCRIPTIONS[ref]}** (cosine / relative error):", "",
+        ratio = all("norm_ratio" in r for r in sub)
+        lines += [f"**Against {DESCRIPTIONS[ref]}** (cosine / relative error{' / norm ratio' if ratio else ''}):", "",
                   "| epoch | method | " + " | ".join(layers) + " |", "|---" * (len(layers) + 2) + "|"]
         for e in show:
             for method in dict.fromkeys(r["method"] for r in sub):
-                cells = [next((f"{r['cosine']:.3f} / {r['rel_error']:.2f}" for r in sub
+                cells = [next((f"{r['cosine']:.3f} / {r['rel_error']:.2f}" + (f" / {r['norm_ratio']:.2f}" if ratio else "")
+                               for r in sub
                                if r["epoch"] == e and r["method"] == method and r["layer"] == la), "–") for la in layers]
                 lines.append(f"| {e} | {DESCRIPTIONS[method]} | " + " | ".join(cells) + " |")
         lines.append("")
