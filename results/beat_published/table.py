@@ -31,7 +31,9 @@ def groups(runs):
 
 
 FC_RULES = ("fc_stdp", "fc_rates", "fc_rate_ep")
-VARIANTS = {"": "no augmentation", "_aug": "random shifts of up to 2 pixels (`data.crop_padding: 2`)"}
+VARIANTS = {"": "no augmentation", "_aug": "random shifts of up to 2 pixels (`data.crop_padding: 2`)",
+            "_aug25": "random shifts, 25 epochs instead of 15"}
+BASE = {"_aug": "", "_aug25": "_aug"}     # each variant's ablation compares it with this one
 
 
 def target_for(name: str) -> float | None:
@@ -63,14 +65,14 @@ def fc_gaps(groups_: dict) -> list[str]:
                   "Final test error of the first run minus the second's, in points, ± √(se₁² + se₂²) with the binomial "
                   "standard error of each (one seed).\n", "| runs | gap (points) |", "|---|---|"]
         lines += [f"| {a} − {b} | {'%+.2f ± %.2f' % _gap(final[a], final[b])} |" for a, b in pairs]
-    ablation = [(r, v) for r in FC_RULES for v in VARIANTS if v and r in final and r + v in final]
+    ablation = [(r, v) for r in FC_RULES for v in BASE if r + BASE[v] in final and r + v in final]
     if ablation:
         lines += ["\n## Deep fully connected network: what each change bought\n",
                   "Final test error with the change minus without it (points, ± as above; negative: the change helped).\n",
-                  "| rule | change | without | with | difference (points) |", "|---|---|---|---|---|"]
+                  "| rule | change | from | without | with | difference (points) |", "|---|---|---|---|---|---|"]
         for r, v in ablation:
-            a, b = final[r + v], final[r]
-            lines.append(f"| {r} | {VARIANTS[v]} | {100 * b['rows'][-1]['test_error']:.2f} % | "
+            a, b = final[r + v], final[r + BASE[v]]
+            lines.append(f"| {r} | {VARIANTS[v]} | {r + BASE[v]} | {100 * b['rows'][-1]['test_error']:.2f} % | "
                          f"{100 * a['rows'][-1]['test_error']:.2f} % | {'%+.2f ± %.2f' % _gap(a, b)} |")
     return lines
 
