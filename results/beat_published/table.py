@@ -77,6 +77,19 @@ def fc_gaps(groups_: dict) -> list[str]:
     return lines
 
 
+def diagnosis(rs: list[dict]) -> str:
+    """What the curves say about a group that misses its target: over-fitted (final train error well
+    below the test error) or under-trained (train error about the test error, or still falling)."""
+    test = statistics.fmean(100 * r["rows"][-1]["test_error"] for r in rs)
+    train = statistics.fmean(100 * r["rows"][-1]["train_error"] for r in rs)
+    k = min(3, len(rs[0]["rows"]) - 1)
+    change = statistics.fmean(100 * (r["rows"][-1]["test_error"] - r["rows"][-1 - k]["test_error"]) for r in rs) if k else 0.0
+    fit = (f"over-fitted (train error {train:.2f} % against test {test:.2f} %): regularise (augmentation, dropout, "
+           f"weight decay)" if train < 0.5 * test else
+           f"not over-fitted (train error {train:.2f} % against test {test:.2f} %): train longer or a larger network")
+    return f"{fit}; the test error changed by {change:+.2f} points over the last {k} epochs"
+
+
 def main(runs_dir: str) -> None:
     root = Path(runs_dir)
     runs = [read_run(d) for d in sorted(root.iterdir()) if (d / "summary.json").is_file()]
@@ -100,6 +113,12 @@ def main(runs_dir: str) -> None:
         print(f"| {name}: {describe_method(rs[0]['config'])} | {len(rs)} | {len(rs[0]['rows'])} | "
               f"{mean:.2f} %{std} | {', '.join(f'{e:.2f} %' for e in errs)} | {train:.2f} % | "
               f"{'≤ ' + str(target) + ' %' if target else '–'} | {verdict} | {pub} | {src} |")
+    missed = [(name, rs) for name, rs in groups(runs).items()
+              if target_for(name) is not None and statistics.fmean(100 * r["rows"][-1]["test_error"] for r in rs) > target_for(name)]
+    if missed:
+        print("\nTargets missed, and what the curves say:\n")
+        for name, rs in missed:
+            print(f"- {name}: {diagnosis(rs)}.")
     for line in fc_gaps(groups(runs)):
         print(line)
     sweeps = sorted(root.glob("*.steps*.json"))
