@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -68,13 +69,9 @@ COLUMNS = {"final test error": lambda m: m[-1]["test_error"], "test error": lamb
            "final train error": lambda m: m[-1]["train_error"]}
 
 
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
-
-
-GROUP_COLUMNS = {"final test error, mean ± std over seeds": lambda ms: [_mean([m[-1]["test_error"] for m in ms])],
+GROUP_COLUMNS = {"final test error, mean ± std over seeds": lambda ms: [statistics.fmean([m[-1]["test_error"] for m in ms])],
                  "per seed": lambda ms: [m[-1]["test_error"] for m in ms],
-                 "final train error (mean)": lambda ms: [_mean([m[-1]["train_error"] for m in ms])]}
+                 "final train error (mean)": lambda ms: [statistics.fmean([m[-1]["train_error"] for m in ms])]}
 
 
 def leading_pcts(cell: str) -> list[float]:

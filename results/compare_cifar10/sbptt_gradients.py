@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from spiking_ep.compare import gap as G
-from spiking_ep.compare import measure as M
 from spiking_ep.config import load_config
 from spiking_ep.runinfo import provenance, provenance_line
 
@@ -32,14 +31,9 @@ def main(runs_dir: str = "runs/compare_cifar10") -> None:
     cmp = cfg.compare
     rows = []
     for src in ("spiking_bptt", "rate_ep"):
-        for e in G.snapshot_epochs(out / f"{src}-seed0", None):
-            net = ctx.net(out / f"{src}-seed0" / f"weights-epoch{e:03d}.pt")
-            per_batch = []
-            for b in range(cmp.grad_batches):
-                x, y = ctx.batch("train", b * cmp.grad_batch_size, cmp.grad_batch_size)
-                grads = M.gradient_estimates(net, x, y, ctx.arm_cfgs, seed=b)
-                per_batch.append(M.agreement(grads, M.layer_groups(net), refs=("bptt",)))
-            rows += [{"weights_from": src, "epoch": e, **r} for r in M.mean_rows(per_batch)]
+        run = out / f"{src}-seed0"
+        rows += [{"weights_from": src, **r}
+                 for r in G.agreement_on_snapshots(ctx, run, G.snapshot_epochs(run, None), ["spiking_bptt"])]
     prov = provenance(ctx.device)
     (HERE / "sbptt_gradients.json").write_text(json.dumps({"rows": rows, "provenance": prov}, indent=1) + "\n")
     layers = list(dict.fromkeys(r["layer"] for r in rows))

@@ -135,6 +135,15 @@ def gradient_agreement(ctx: Context, arms: list[str]) -> dict:
     epochs = snapshot_epochs(src, cmp.grad_epochs)
     if not epochs:
         return {"rows": [], "note": f"no weight snapshots (weights-epochNNN.pt) in {src}"}
+    rows = agreement_on_snapshots(ctx, src, epochs, arms)
+    return {"rows": rows, "weights_from": src.name, "batches": cmp.grad_batches, "batch_size": cmp.grad_batch_size}
+
+
+def agreement_on_snapshots(ctx: Context, src: Path, epochs: list[int], arms: list[str]) -> list[dict]:
+    """Rows {epoch, method, ref, layer, cosine, rel_error, norm_ratio} on ``src``'s weight snapshots of
+    ``epochs`` and the comparison's fixed training batches (mean over them), for every (method,
+    reference) pair among ``ctx.arms`` that involves one of ``arms``."""
+    cmp = ctx.cfg.compare
     wanted = {(m, r) for m, r, _, _ in M.against_refs(dict.fromkeys(ctx.arms)) if m in arms or r in arms}
     # only the estimates these pairs need (each arm's estimate does not depend on the others')
     need = {a: ctx.arm_cfgs[a] for a in ctx.arms if any(a in pair for pair in wanted)}
@@ -148,7 +157,7 @@ def gradient_agreement(ctx: Context, arms: list[str]) -> dict:
             grads = M.gradient_estimates(net, x, y, need, seed=b)
             per_batch.append([r for r in M.agreement(grads, groups) if (r["method"], r["ref"]) in wanted])
         rows += [{"epoch": e, **r} for r in M.mean_rows(per_batch)]
-    return {"rows": rows, "weights_from": src.name, "batches": cmp.grad_batches, "batch_size": cmp.grad_batch_size}
+    return rows
 
 
 def _first_arm(ctx: Context, candidates: tuple[str, ...]) -> str | None:
@@ -231,6 +240,11 @@ def _merge(name: str, old: dict, new: dict, arms: list[str]) -> dict:
     return out
 
 
+def parts_of(cached: dict) -> list[dict]:
+    """A cached measurement's parts (arms, provenance); a cache written before parts existed is one part."""
+    return cached.get("parts") or [{"arms": cached.get("arms"), "provenance": cached.get("provenance")}]
+
+
 def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENTS)) -> dict:
     """Each measurement from its cache file ``out/measurements/<name>.json``, extended to the arms it
     lacks (e.g. the last arm of a long comparison, finished after the others were measured) or made
@@ -247,7 +261,7 @@ def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENT
         # the fixed-point gap is one measurement for all arms: nothing to add while its basis holds
         todo = [] if reusable and name == "fixed_point" else [a for a in ctx.arms if not reusable or a not in done]
         if reusable and not todo:
-            res[name] = cached
+            res[name] = {**cached, "parts": parts_of(cached)}
             continue
         if cached is None:
             ctx.log(f"measuring: {name}")
@@ -259,7 +273,7 @@ def measured(ctx: Context, out: Path, which: tuple[str, ...] = tuple(MEASUREMENT
         body, parts = {}, []
         if reusable:
             body = {k: v for k, v in cached.items() if k not in ("arms", "provenance", "parts", "version")}
-            parts = cached.get("parts") or [{"arms": done, "provenance": cached.get("provenance")}]
+            parts = parts_of(cached)
         prov = provenance(ctx.device)
         if todo:
             body = _merge(name, body, MEASUREMENTS[name](ctx, todo), ctx.arms)

@@ -159,9 +159,7 @@ def measurement_lines(rep: dict) -> list[str]:
     """Which process measured what on the weights: each measurement's parts (arms, commit, date)."""
     lines = []
     for name in ("gradients", "fixed_point", "conversion", "memory"):
-        m = rep.get(name) or {}
-        parts = m.get("parts") or ([{"arms": m.get("arms"), "provenance": m["provenance"]}] if m.get("provenance") else [])
-        for part in parts:
+        for part in (rep.get(name) or {}).get("parts", []):      # gap.measured lists every part
             prov = part.get("provenance") or {}
             commit = prov.get("git_commit") or "unknown"
             lines.append(f"- measurement `{name}` ({', '.join(part.get('arms') or [])}): git {commit}, "
