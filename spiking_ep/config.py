@@ -182,6 +182,7 @@ class TrainConfig:
     precision: Literal["float32", "tf32", "bf16"] = "float32"   # tf32 / bf16-autocast convolutions (spiking_ep.accel)
     compile: bool = False                 # torch.compile the step functions (a GPU option)
     on_nonfinite: Literal["stop", "skip"] = "stop"
+    stop_at_test_error: float | None = None   # end training after the first epoch whose test error ≤ this (time-to-accuracy runs)
 
     def validate(self, where: str = "train") -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -190,6 +191,9 @@ class TrainConfig:
             raise ConfigError(f"{where}.threads: must be ≥ 1 (or null: the cores not already busy), got {self.threads}")
         if self.checkpoint_every_minutes <= 0 or self.checkpoint_every_batches < 0:
             raise ConfigError(f"{where}: checkpoint_every_minutes must be > 0 and checkpoint_every_batches ≥ 0")
+        if self.stop_at_test_error is not None and not 0.0 <= self.stop_at_test_error <= 1.0:
+            raise ConfigError(f"{where}.stop_at_test_error: a test error fraction in [0, 1] (or null), "
+                              f"got {self.stop_at_test_error}")
 
 
 ARMS = ("rate_ep", "bptt", "spiking_rates", "spiking_stdp", "spiking_bptt")

@@ -411,6 +411,11 @@ class _Trainer:
         self.log(f"epoch {row['epoch']:3d}  train err {100 * row['train_error']:6.2f} %  "
                  f"test err {100 * row['test_error']:6.2f} %  test loss {row['test_loss']:.4f}  {row['seconds']:.1f} s")
 
+    def reached_target(self) -> bool:
+        """True once an epoch's test error is ≤ ``train.stop_at_test_error`` (when set): training ends there."""
+        goal = self.tc.stop_at_test_error
+        return goal is not None and any(r["test_error"] <= goal for r in self.rows)
+
     def segments_so_far(self) -> list[dict]:
         """Every process that trained this run so far, this one last (with where it has got to)."""
         return self.segments + [{**self.segment, "until": {"epoch": self.epoch + 1, "batch": self.batch_pos},
@@ -476,7 +481,7 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
     if ckpt is None and fb_angles(t.net):
         summary["angles_at_init"] = fb_angles(t.net)
     with _Signals() as sig, accel.compiled_steps(t.tc.compile):
-        while t.epoch < t.tc.epochs:
+        while t.epoch < t.tc.epochs and not t.reached_target():
             t.run_epoch(sig)
             if sig.received is not None:
                 raise Interrupted(sig.received, t.run_dir)
@@ -486,6 +491,8 @@ def train(cfg: Config, *, run_dir: Path | None = None, config_path: str | None =
         "final_test_error": t.rows[-1]["test_error"], "best_test_error": min(r["test_error"] for r in t.rows),
         "final_train_error": t.rows[-1]["train_error"], "run_dir": str(t.run_dir),
     })
+    if t.reached_target():
+        summary["stopped_at_test_error"] = {"target": t.tc.stop_at_test_error, "epoch": len(t.rows)}
     if t.segments:          # resumed: every process that trained it, each with its commit and command
         summary["segments"] = t.segments_so_far()
     if t.dist.main:

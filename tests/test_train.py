@@ -16,7 +16,7 @@ import rate_ref as R
 from spiking_ep import train as T
 from spiking_ep.checkpoint import CheckpointError, load_weights
 from spiking_ep.cli import main
-from spiking_ep.config import load_config
+from spiking_ep.config import ConfigError, load_config
 
 SMALL = [
     "data.allow_embedded=true", "data.root=/nonexistent-so-the-embedded-sample-is-used",
@@ -74,6 +74,20 @@ def test_other_methods_train(tmp_path, method):
              "dropout": ["model.layers.0.dropout=0.2"]}[method]
     summary = T.train(cfg_for(tmp_path, *extra, epochs=1), log=lambda *a: None)
     assert summary["final_test_error"] < 0.5
+
+
+def test_training_stops_at_the_first_epoch_that_reaches_the_test_error_target(tmp_path):
+    free = T.train(cfg_for(tmp_path, "train.run_name=free", epochs=3), log=lambda *a: None)
+    errors = [float(r["test_error"]) for r in metrics(free["run_dir"])]
+    goal = errors[1]           # reached at epoch 2 at the latest: the run must stop there, not run to 3
+    first = next(i for i, e in enumerate(errors) if e <= goal) + 1
+    s = T.train(cfg_for(tmp_path, "train.run_name=goal", f"train.stop_at_test_error={goal}", epochs=3),
+                log=lambda *a: None)
+    assert s["epochs"] == first < 3
+    assert s["stopped_at_test_error"] == {"target": goal, "epoch": first}
+    assert metrics(s["run_dir"]) == metrics(free["run_dir"])[:first]   # the same epochs, then the end
+    with pytest.raises(ConfigError, match="stop_at_test_error"):
+        cfg_for(tmp_path, "train.stop_at_test_error=1.5")
 
 
 def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
