@@ -7,7 +7,7 @@ import torch
 
 import rate_ref as R
 from spiking_ep.data import load_dataset, normalize
-from spiking_ep.train import load_data, normalisation
+from spiking_ep.prepare import load_data, normalisation
 
 
 def mnist(split: str = "train", n: int | None = None):

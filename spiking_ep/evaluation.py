@@ -71,8 +71,9 @@ def evaluate_weights(cfg: Config, weights: str, steps: list[int], *, config_sour
     import rate_ref as R
 
     from .checkpoint import load_weights
+    from .inference import evaluate
+    from .prepare import load_data, normalisation, resolve_device
     from .runinfo import choose_threads, provenance
-    from .train import evaluate, load_data, normalisation, resolve_device
 
     choose_threads(cfg.train.threads, log=lambda m: print(m, file=sys.stderr))
     device, dtype = resolve_device(cfg.train.device), getattr(torch, cfg.train.dtype)

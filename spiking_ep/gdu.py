@@ -353,7 +353,7 @@ def _network_and_batch(cfg, checkpoint, n_images: int, dtype):
     """The (trained or seed-initialised) network and ``n_images`` random training images, normalised."""
     from . import data as D
     from .checkpoint import load_weights
-    from .train import load_data, normalisation
+    from .prepare import load_data, normalisation
     torch.manual_seed(cfg.train.seed)
     net = R.build_network(cfg.model)
     if checkpoint is not None:

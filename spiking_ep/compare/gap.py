@@ -87,7 +87,7 @@ class Context:
     """What the measurements share: the arms' configs, data, normalisation, device and dtype."""
 
     def __init__(self, cfg: Config, arms: list[str], run_dirs: dict[tuple[str, int], Path], log=print):
-        from ..train import load_data, normalisation, resolve_device
+        from ..prepare import load_data, normalisation, resolve_device
         self.cfg, self.arms, self.run_dirs, self.log = cfg, arms, run_dirs, log
         self.arm_cfgs = {a: config_from_dict(_yaml(run_dirs[a, 0] / "config.yaml"), str(run_dirs[a, 0]))
                          for a in arms}

@@ -119,7 +119,7 @@ def verify_export(path, fmt: str, cfg: Config, net, *, steps: int, window: int, 
                   importers: bool, log=print) -> dict:
     """Run the checks of the module docstring; returns the results (also logged, one line each)."""
     from .. import data as Dmod
-    from ..train import load_data, normalisation
+    from ..prepare import load_data, normalisation
     ds = load_data(cfg)
     mean, std = normalisation(cfg, ds)
     n_test = len(ds.test_x) if n_test is None else min(int(n_test), len(ds.test_x))
