@@ -4,8 +4,9 @@
 
 For each folder under results/:
   - run tables (``spiking-ep report`` tables, lever tables …): every row whose first cell names a
-    run with raw files in ``<folder>/runs/<name>/`` must show that run's final test error, best
-    test error and final train error (columns named so, in %, to the printed precision);
+    run with raw files in ``<folder>/runs/<name>/`` (or ``<folder>/*_runs/<name>/``) must show that
+    run's final test error, best test error and final train error (columns named so, in %, to the
+    printed precision) and, in a ``test error by epoch (%)`` column, every epoch's test error;
   - grouped tables (``results/beat_published``): a row whose first cell starts with ``<group>:``,
     where runs ``<group>_seed*`` have raw files, must show each seed's final test error (``per
     seed``) and their means (``final test error, mean …``, ``final train error (mean)``);
@@ -97,6 +98,22 @@ def check_group_row(md: Path, head: list[str], row: list[str], runs: dict[str, l
     return checked, errors
 
 
+def check_by_epoch(md: Path, head: list[str], row: list[str], m: list[dict]) -> tuple[int, list[str]]:
+    """A ``test error by epoch (%)`` cell (``77.1, 70.4, 65.0``) against every epoch of the run."""
+    if BY_EPOCH not in head or head.index(BY_EPOCH) >= len(row):
+        return 0, []
+    cell = row[head.index(BY_EPOCH)]
+    shown, want = [float(x) for x in cell.split(",")], [100 * r["test_error"] for r in m]
+    digits = len(cell.split(",")[0].strip().partition(".")[2])
+    if len(shown) != len(want) or any(abs(a - b) > 0.51 * 10 ** -digits + 1e-9 for a, b in zip(shown, want)):
+        return len(want), [f"{md}: {row[0]} {BY_EPOCH} shows {cell}, raw data gives "
+                           + ", ".join(f"{w:.3f}" for w in want)]
+    return len(want), []
+
+
+BY_EPOCH = "test error by epoch (%)"
+
+
 def check_run_tables(folder: Path, runs: dict[str, list[dict]]) -> tuple[int, list[str]]:
     checked, errors = 0, []
     for md in sorted(folder.glob("*.md")):
@@ -109,8 +126,10 @@ def check_run_tables(folder: Path, runs: dict[str, list[dict]]) -> tuple[int, li
                     n, errs = check_group_row(md, head, row, runs)
                     checked, errors = checked + n, errors + errs
                     continue
-                if name not in runs or not cols:
+                if name not in runs:
                     continue
+                n, errs = check_by_epoch(md, head, row, runs[name])
+                checked, errors = checked + n, errors + errs
                 for i, fn in cols.items():
                     shown = pct(row[i]) if i < len(row) else None
                     if shown is None:
@@ -170,7 +189,8 @@ def main(root: str = "results") -> int:
     root = Path(root)
     total, errors, untraceable = 0, [], []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        raw = {d.name: read_metrics(d) for d in sorted((folder / "runs").glob("*")) if (d / "metrics.csv").is_file()}
+        raw = {d.name: read_metrics(d) for d in sorted(folder.glob("runs/*")) + sorted(folder.glob("*_runs/*"))
+               if (d / "metrics.csv").is_file()}
         n, errs = check_run_tables(folder, raw)
         if (folder / "report.json").is_file() and (folder / "report.md").is_file():
             n2, errs2 = check_compare(folder)

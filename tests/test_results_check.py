@@ -27,6 +27,19 @@ def test_a_wrong_number_in_a_table_is_caught(tmp_path):
     assert check.main(str(tmp_path)) == 0      # no raw files: listed as not traceable, nothing to compare
 
 
+def test_per_epoch_errors_in_a_benchmark_folder_s_raw_runs_are_checked(tmp_path):
+    run = tmp_path / "bench" / "speed_runs" / "paper"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("epoch,train_error,test_error\n1,0.5,0.771\n2,0.3,0.704\n")
+    head = "| schedule | seconds | test error by epoch (%) |\n|---|---|---|\n"
+    md = tmp_path / "bench" / "speed.md"
+    md.write_text(head + "| paper | 12 | 77.1, 70.4 |\n")
+    assert check.main(str(tmp_path)) == 0
+    for wrong in ("77.1, 70.6", "77.1"):        # a wrong epoch, a missing epoch
+        md.write_text(head + f"| paper | 12 | {wrong} |\n")
+        assert check.main(str(tmp_path)) == 1
+
+
 def test_a_comparison_report_s_arms_still_training_are_checked_too(tmp_path):
     import json
     run = tmp_path / "cmp" / "runs" / "bptt-seed0"
