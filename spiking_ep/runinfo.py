@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -80,20 +81,44 @@ def machine_load() -> dict:
     return out
 
 
-def choose_threads(requested: int | None, log=print) -> int:
-    """Set torch's thread count and return it: ``requested``, or by default the cores not already
-    busy (cores − 1-minute load average, at least 1). Warns when the machine is oversubscribed:
-    here a run slowed 38× while another process held a core and torch used both."""
-    cores = os.cpu_count() or 1
+def _running_now(samples: int = 5, interval: float = 0.02) -> int | None:
+    """The most runnable tasks (``procs_running`` in /proc/stat, this process included) seen in a few
+    samples; None where /proc/stat is not available."""
+    seen = []
+    for i in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                seen += [int(line.split()[1]) for line in f if line.startswith("procs_running")]
+        except (OSError, ValueError, IndexError):
+            return None
+        if i + 1 < samples:
+            time.sleep(interval)
+    return max(seen) if seen else None
+
+
+def busy_elsewhere() -> float:
+    """How many cores other processes keep busy: the 1-minute load average, or fewer if the runnable
+    tasks right now say so. The load average lags by about a minute (a job that has just ended still
+    counts in it); the instantaneous count does not, but is noisy, so the smaller of the two is used."""
     try:
         load = os.getloadavg()[0]
     except OSError:
         load = 0.0
-    n = requested if requested else max(1, min(torch.get_num_threads(), int(cores - load + 0.5)))
+    running = _running_now()
+    return load if running is None else min(load, float(max(running - 1, 0)))
+
+
+def choose_threads(requested: int | None, log=print) -> int:
+    """Set torch's thread count and return it: ``requested``, or by default the cores not already
+    busy (cores − :func:`busy_elsewhere`, at least 1). Warns when the machine is oversubscribed:
+    here a run slowed 38× while another process held a core and torch used both."""
+    cores = os.cpu_count() or 1
+    busy = busy_elsewhere()
+    n = requested if requested else max(1, min(torch.get_num_threads(), int(cores - busy + 0.5)))
     torch.set_num_threads(n)
-    if n + load > cores + 0.5:
-        log(f"warning: {n} torch thread(s) with a load average of {load:.1f} on {cores} cores: the machine is "
-            f"oversubscribed and every process slows down; set train.threads (or OMP_NUM_THREADS) so that "
+    if n + busy > cores + 0.5:
+        log(f"warning: {n} torch thread(s) while other processes keep {busy:.1f} of {cores} cores busy: the machine "
+            f"is oversubscribed and every process slows down; set train.threads (or OMP_NUM_THREADS) so that "
             f"threads + other busy processes ≤ cores")
     return n
 
