@@ -9,24 +9,15 @@ set -euo pipefail
 OUT=${OUT:-runs/beat_published}
 JOBS=${JOBS:-2}
 mkdir -p "$OUT"
-# inference cost: test error and synaptic operations vs steps, in the training and the NIR-exact
-# profiles (the rate EP network run as a spiking one: the conversion gap)
-NIR="--set spiking.reset=zero --set spiking.v_floor=null --set spiking.v_ceiling=null --set spiking.rate_estimate=count --set method.mode=forward"
-run() {  # name seed overrides...
-  name=$1; seed=$2; shift 2
-  (
-    flock -n 9 || exit 0
-    if [ ! -f "$OUT/$name/summary.json" ]; then
-      if [ -f "$OUT/$name/checkpoint.pt" ]; then spiking-ep train --resume "$OUT/$name" > "$OUT/$name.log" 2>&1
-      else spiking-ep train configs/beat/mnist_fc_deep.yaml --set train.seed=$seed --set train.out_dir=$OUT \
-             --set train.run_name=$name "$@" > "$OUT/$name.log" 2>&1; fi
-    fi
-    KIND=""; [[ "$name" == fc_rate_ep* ]] && KIND="--set model.kind=spiking --set method.tol=null"
-    [ -f "$OUT/$name.steps.json" ] || spiking-ep evaluate "$OUT/$name" --steps 10,20,40,80 $KIND --json > "$OUT/$name.steps.json"
-    [ -f "$OUT/$name.steps_nir.json" ] || spiking-ep evaluate "$OUT/$name" --steps 10,20,40,80 $KIND $NIR --json > "$OUT/$name.steps_nir.json"
-  ) 9> "$OUT/$name.lock"
+source "$(dirname "$0")/common.sh"
+run() {  # name seed overrides...; rate EP runs are swept as spiking networks (the conversion gap)
+  local kind=""
+  [[ "$1" == fc_rate_ep* ]] && kind="--set model.kind=spiking --set method.tol=null"
+  local name=$1 seed=$2
+  shift 2
+  train_and_sweep "$name" configs/beat/mnist_fc_deep.yaml "$seed" 10,20,40,80 "$kind" "$@"
 }
-export -f run; export OUT NIR
+export -f run; export OUT
 # without augmentation; then with random shifts of up to 2 pixels (the first three over-fitted: train
 # error 0.07-0.18 %); then STDP with shifts for 25 epochs (after 15 its train error equalled its test
 # error, 1.84 vs 1.86 %, and was still falling); then its second seed
