@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The session-sized MNIST convnet (configs/beat/mnist_conv_short.yaml: T1 = 20, T2 = 12, 8 epochs),
+# The session-sized MNIST convnet (configs/beat/mnist_conv_short.yaml: T1 = 20, T2 = 12, 9 epochs),
 # seeds 0 and 1, one torch thread per run, JOBS runs at a time (default 2: one per core), each followed
 # by its inference sweeps (training and NIR-exact neuron profiles); then the tables. Rerunning skips
 # finished runs and resumes interrupted ones (see common.sh).
