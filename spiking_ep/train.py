@@ -112,7 +112,14 @@ class _Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, ckpt: dict | None, config_path: str | None, log):
         self.cfg, self.tc, self.run_dir, self.config_path = cfg, cfg.train, run_dir, config_path
-        choose_threads(self.tc.threads, log)
+        # A resumed run keeps the thread count it was started with: a different count changes the order of
+        # float sums in the matmuls, and the spiking thresholds turn those last-bit differences into different
+        # runs (seen in CI: a run resumed on a quieter machine took 2 threads instead of 1 and diverged).
+        inherited = (ckpt or {}).get("torch_threads") if not self.tc.threads else None
+        n = choose_threads(self.tc.threads or inherited, log)
+        if inherited:
+            log(f"{n} torch thread(s), as when the run started (train.threads is null): a resumed run repeats the "
+                f"uninterrupted one only with the same count")
         self.device = resolve_device(self.tc.device)
         self.dist = DP.setup(self.device)
         self.device = DP.local_device(self.device, self.dist)
@@ -215,7 +222,7 @@ class _Trainer:
                 "algo_gen": self.algo_gen.get_state(), "rows": self.rows, "epoch": self.epoch,
                 "batch": self.batch_pos, "perm": self.perm, "acc": acc, "world": self.dist.world,
                 "elapsed": self.elapsed_before + time.time() - self.t_start,
-                "segments": self.segments_so_far(),
+                "segments": self.segments_so_far(), "torch_threads": torch.get_num_threads(),
                 "particles": self.particles.state_dict() if self.particles is not None and not self.dist.enabled else None,
             }, self.run_dir / "checkpoint.pt")
             atomic_save(self.net.state_dict(), self.run_dir / "weights.pt")

@@ -112,8 +112,11 @@ def test_existing_run_folder_is_never_overwritten(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
-def _cli(tmp_path, *args):
+def _cli(tmp_path, *args, threads=None):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("OMP_NUM_THREADS", None)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)   # caps the default (train.threads null) thread count
     return subprocess.Popen([sys.executable, "-m", "spiking_ep.cli", "train", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -136,9 +139,11 @@ def _sets(args):
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
-    ref = _cli(tmp_path, *_sets(RESUME_ARGS + ["train.out_dir=.", "train.run_name=ref"]))
+    # One thread for the first two processes; the resumed one is left free to take both cores (as on a quiet
+    # machine) and must keep the run's one thread: the thread count changes the float sums and so the run.
+    ref = _cli(tmp_path, *_sets(RESUME_ARGS + ["train.out_dir=.", "train.run_name=ref"]), threads=1)
     assert ref.wait(300) == 0, ref.communicate()
-    victim = _cli(tmp_path, *_sets(RESUME_ARGS + ["train.out_dir=.", "train.run_name=killed"]))
+    victim = _cli(tmp_path, *_sets(RESUME_ARGS + ["train.out_dir=.", "train.run_name=killed"]), threads=1)
     _wait_for_checkpoint(tmp_path / "killed", victim)
     time.sleep(0.3)
     victim.send_signal(signal.SIGKILL)
@@ -149,6 +154,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "resuming" in out
+    assert ck["torch_threads"] == 1 and "1 torch thread(s), as when the run started" in out
     assert metrics(tmp_path / "killed") == metrics(tmp_path / "ref")
     assert_same_weights(tmp_path / "killed", tmp_path / "ref")
     # the summary names both processes that trained the run, and where the second took over
