@@ -13,7 +13,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from spiking_ep.report import collect_raw, describe_method, read_run, run_footer
+import yaml
+
+from spiking_ep.report import collect_raw, describe_method, read_metrics, read_run, run_footer
 from spiking_ep.runinfo import provenance_line
 
 HERE = Path(__file__).resolve().parent
@@ -94,16 +96,62 @@ def diagnosis(rs: list[dict]) -> str:
     return f"{fit}; the test error changed by {change:+.2f} points over the last {k} epochs"
 
 
+def _idle(run_dir: Path) -> bool:
+    """No process trains this run now: nobody holds its lock (``<run>.lock`` beside it, see common.sh)."""
+    import fcntl
+    lock = run_dir.parent / f"{run_dir.name}.lock"
+    if not lock.exists():
+        return True
+    with open(lock) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
 def gather(runs_dir: str | None) -> Path:
-    """Copy the finished runs of ``runs_dir`` (raw files and sweeps, never weights) into runs/; return runs/."""
+    """Copy the finished runs of ``runs_dir`` (raw files and sweeps, never weights) into runs/, and the
+    unfinished ones nobody is training (stopped or failed: config.yaml, metrics.csv and the last line
+    of their log) into stopped/; return runs/."""
     raw = HERE / "runs"
     if runs_dir is not None:
-        finished = [d for d in sorted(Path(runs_dir).iterdir()) if (d / "summary.json").is_file()]
+        dirs = [d for d in sorted(Path(runs_dir).iterdir()) if (d / "config.yaml").is_file()]
+        finished = [d for d in dirs if (d / "summary.json").is_file()]
         collect_raw(finished, raw)
         for d in finished:
             for sweep in Path(runs_dir).glob(f"{d.name}.steps*.json"):
                 shutil.copyfile(sweep, raw / sweep.name)
+        for d in dirs:
+            if d not in finished and (d / "metrics.csv").is_file() and _idle(d):
+                collect_raw([d], HERE / "stopped")
+                log = d.parent / f"{d.name}.log"
+                last = log.read_text().strip().splitlines()[-1:] if log.is_file() else []
+                (HERE / "stopped" / d.name / "why.txt").write_text((last[0] if last else "no log") + "\n")
     return raw
+
+
+def _pcts(rows: list[dict], key: str) -> str:
+    return ", ".join(f"{100 * r[key]:.2f}" for r in rows)
+
+
+def stopped_section() -> list[str]:
+    """Runs that did not finish (stopped by hand or failed): their test error by epoch and why."""
+    dirs = sorted(d for d in (HERE / "stopped").glob("*") if (d / "metrics.csv").is_file())
+    if not dirs:
+        return []
+    lines = ["\n## Runs that did not finish\n",
+             "Stopped or failed runs (raw files in `stopped/`): the epochs they completed and the last line of "
+             "their log.\n", "| run | method | epochs done of | test error % by epoch | train error % by epoch | last log line |",
+             "|---|---|---|---|---|---|"]
+    for d in dirs:
+        rows = read_metrics(d)
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        why = (d / "why.txt").read_text().strip() if (d / "why.txt").is_file() else "–"
+        lines.append(f"| {d.name} | {describe_method(cfg)} | {len(rows)} of {cfg['train']['epochs']} | "
+                     f"{_pcts(rows, 'test_error')} | "
+                     f"{_pcts(rows, 'train_error')} | {why} |")
+    return lines
 
 
 def main(runs_dir: str | None) -> None:
@@ -137,6 +185,8 @@ def main(runs_dir: str | None) -> None:
         for name, rs in missed:
             print(f"- {name}: {diagnosis(rs)}.")
     for line in fc_gaps(groups(runs)):
+        print(line)
+    for line in stopped_section():
         print(line)
     sweeps = sorted(root.glob("*.steps*.json"))
     frozen = sorted(HERE.glob("*_sweeps_*.md"))
