@@ -158,8 +158,8 @@ def main(runs_dir: str | None) -> None:
     root = gather(runs_dir)
     runs = [read_run(d) for d in sorted(root.iterdir()) if (d / "summary.json").is_file()]
     print("# Beating the published spiking EP results\n")
-    print("Made by `results/beat_published/run.sh` (convnets, 20 epochs, 2 seeds), `run_short.sh` (the MNIST convnet "
-          "sized to one 3-hour session: T1 = 20, T2 = 12, 9 epochs, 2 seeds) and `run_fc.sh` (deep fully connected); "
+    print("Made by `results/beat_published/run.sh` (convnets, 20 epochs, 2 seeds), `run_5ep.sh` (the MNIST convnet "
+          "cut to 5 epochs, with and without its dense layer), `run_short.sh` (T1 = 20, T2 = 12, 9 epochs: stopped) and `run_fc.sh` (deep fully connected); "
           "this page by `table.py` from the run folders (their raw files are in `runs/`). Test errors on the "
           "full 10,000-image test sets, final epoch, evaluated from zero.\n")
     print("| network | runs | epochs | final test error, mean ± std over seeds | per seed | final train error (mean) "
