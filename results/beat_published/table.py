@@ -42,9 +42,14 @@ VARIANTS = {"": "no augmentation", "_aug": "random shifts of up to 2 pixels (`da
 BASE = {"_aug": "", "_aug25": "_aug"}     # each variant's ablation compares it with this one
 
 
+def _by_prefix(table: dict, name: str):
+    """The entry of a group's network, or of its base network for a variant (``fc_stdp_aug`` → ``fc_stdp``)."""
+    return next((v for key, v in table.items() if name == key or name.startswith(key + "_")), None)
+
+
 def target_for(name: str) -> float | None:
-    """A group's target: its own, or its base network's for a variant (``fc_stdp_aug`` → ``fc_stdp``)."""
-    return next((t for key, t in TARGETS.items() if name == key or name.startswith(key + "_")), None)
+    """A group's target: its own, or its base network's for a variant."""
+    return _by_prefix(TARGETS, name)
 
 
 def _gap(a: dict, b: dict) -> tuple[float, float]:
@@ -169,8 +174,7 @@ def main(runs_dir: str | None) -> None:
     for name, rs in groups(runs).items():
         errs = [100 * r["rows"][-1]["test_error"] for r in rs]
         std = f" ± {statistics.stdev(errs):.2f}" if len(errs) > 1 else " (one seed)"
-        key = "fc" if name.startswith("fc") else name
-        pub, src = PUBLISHED.get(key, ("–", ""))
+        pub, src = _by_prefix(PUBLISHED, name) or ("–", "")
         target = target_for(name)
         mean = statistics.fmean(errs)
         verdict = "–" if target is None else "met" if mean <= target else f"missed by {mean - target:.2f} points"
