@@ -6,17 +6,11 @@
 # Interrupted? Run it again: finished runs are skipped, the others resume from their checkpoints, and a
 # run another invocation is training (its lock held) is left to it.
 # Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash results/beat_published/run.sh
-set -euo pipefail
-OUT=${OUT:-runs/beat_published}
-JOBS=${JOBS:-2}
-HERE=results/beat_published
-mkdir -p "$OUT"
 source "$(dirname "$0")/common.sh"
 run() {  # name config seed
   train_and_sweep "$1" "$2" "$3" 5,10,20,40,80 ""
 }
-export -f run; export OUT
+export -f run
 printf '%s\n' "mnist_conv_seed0 configs/beat/mnist_conv.yaml 0" "fashion_conv_seed0 configs/beat/fashion_conv.yaml 0" \
               "mnist_conv_seed1 configs/beat/mnist_conv.yaml 1" "fashion_conv_seed1 configs/beat/fashion_conv.yaml 1" \
-  | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
-python $HERE/table.py "$OUT" > $HERE/README.md
+  | run_list

@@ -6,18 +6,12 @@
 # sweeps; then the tables. Rerunning skips finished runs, leaves runs another invocation holds to it and
 # resumes interrupted ones (see common.sh).
 # Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash results/beat_published/run_5ep.sh
-set -euo pipefail
-OUT=${OUT:-runs/beat_published}
-JOBS=${JOBS:-2}
-HERE=results/beat_published
-mkdir -p "$OUT"
 source "$(dirname "$0")/common.sh"
 run() {  # name config seed
   train_and_sweep "$1" "$2" "$3" 5,10,20,40,80 "" --set train.epochs=5
 }
-export -f run; export OUT
+export -f run
 printf '%s\n' "mnist_conv_5ep_seed0 configs/beat/mnist_conv.yaml 0" \
               "mnist_conv_nodense_5ep_seed0 configs/beat/mnist_conv_nodense.yaml 0" \
               "mnist_conv_nodense_5ep_seed1 configs/beat/mnist_conv_nodense.yaml 1" \
-  | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
-python $HERE/table.py "$OUT" > $HERE/README.md
+  | run_list

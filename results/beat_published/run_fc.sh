@@ -5,10 +5,6 @@
 # Resumable: finished runs are skipped, interrupted ones resume from their checkpoints, and a run
 # another invocation is training (its lock held) is left to it, so several invocations can share
 # the list. Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash results/beat_published/run_fc.sh
-set -euo pipefail
-OUT=${OUT:-runs/beat_published}
-JOBS=${JOBS:-2}
-mkdir -p "$OUT"
 source "$(dirname "$0")/common.sh"
 run() {  # name seed overrides...; rate EP runs are swept as spiking networks (the conversion gap)
   local kind=""
@@ -17,7 +13,7 @@ run() {  # name seed overrides...; rate EP runs are swept as spiking networks (t
   shift 2
   train_and_sweep "$name" configs/beat/mnist_fc_deep.yaml "$seed" 10,20,40,80 "$kind" "$@"
 }
-export -f run; export OUT
+export -f run
 # without augmentation; then with random shifts of up to 2 pixels (the first three over-fitted: train
 # error 0.07-0.18 %); then STDP with shifts for 25 epochs (after 15 its train error equalled its test
 # error, 1.84 vs 1.86 %, and was still falling); then its second seed
@@ -27,5 +23,4 @@ printf '%s\n' "fc_stdp_seed0 0" "fc_rates_seed0 0 --set spiking.rule=rates" "fc_
               "fc_stdp_aug_seed0 0 $AUG" "fc_stdp_aug25_seed0 0 $AUG --set train.epochs=25" \
               "fc_rate_ep_aug_seed0 0 $RATE $AUG" "fc_rates_aug_seed0 0 --set spiking.rule=rates $AUG" \
               "fc_stdp_aug25_seed1 1 $AUG --set train.epochs=25" \
-  | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
-python results/beat_published/table.py "$OUT" > results/beat_published/README.md
+  | run_list

@@ -6,17 +6,11 @@
 # Outcome (2026-12-07): it did not learn — 12.3 / 14.4 % test error after epoch 1 and 36.5 / 13.7 % after
 # epoch 2 (seeds 0 / 1); both runs were stopped (results/beat_published/stopped/). Kept as the record of those runs.
 # Usage (from the repo root): SPIKING_EP_DATA=../shared/data bash results/beat_published/run_short.sh
-set -euo pipefail
-OUT=${OUT:-runs/beat_published}
-JOBS=${JOBS:-2}
-HERE=results/beat_published
-mkdir -p "$OUT"
 source "$(dirname "$0")/common.sh"
 run() {  # name config seed
   train_and_sweep "$1" "$2" "$3" 5,10,20,40,80 ""
 }
-export -f run; export OUT
+export -f run
 printf '%s\n' "mnist_conv_short_seed0 configs/beat/mnist_conv_short.yaml 0" \
               "mnist_conv_short_seed1 configs/beat/mnist_conv_short.yaml 1" \
-  | xargs -P "$JOBS" -L 1 bash -c 'run "$@"' _
-python $HERE/table.py "$OUT" > $HERE/README.md
+  | run_list
