@@ -62,6 +62,27 @@ def _gap(a: dict, b: dict) -> tuple[float, float]:
     return 100 * (ea - eb), 100 * se
 
 
+# convnet ablations: (run with the change, the same run without it, the change), compared seed by seed
+CONV_CHANGES = [("mnist_conv_5ep", "mnist_conv_nodense_5ep", "a dense hidden layer of 512 between conv 2 and the readout")]
+
+
+def conv_ablation(groups_: dict) -> list[str]:
+    """Final test error with a change minus without it, for every seed both groups ran."""
+    rows = []
+    for with_, without, change in CONV_CHANGES:
+        a = {r["config"]["train"]["seed"]: r for r in groups_.get(with_, [])}
+        b = {r["config"]["train"]["seed"]: r for r in groups_.get(without, [])}
+        for seed in sorted(a.keys() & b.keys()):
+            rows.append(f"| {change} | {seed} | {100 * b[seed]['rows'][-1]['test_error']:.2f} % | "
+                        f"{100 * a[seed]['rows'][-1]['test_error']:.2f} % | {'%+.2f ± %.2f' % _gap(a[seed], b[seed])} |")
+    if not rows:
+        return []
+    return ["\n## Convnets: what each change bought\n",
+            "Final test error with the change minus without it, same seed (points, ± √(se₁² + se₂²), binomial; "
+            "negative: the change helped).\n",
+            "| change | seed | without | with | difference (points) |", "|---|---|---|---|---|"] + rows
+
+
 def fc_gaps(groups_: dict) -> list[str]:
     """The deep FC network's gaps (final test error, points), per training variant: STDP vs rates rule,
     and each rule vs rate EP on the same network; then what each variant changed per rule."""
@@ -115,6 +136,14 @@ def _idle(run_dir: Path) -> bool:
         return True
 
 
+def _complete_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text())
+    except ValueError:
+        return False
+    return True
+
+
 def gather(runs_dir: str | None) -> Path:
     """Copy the finished runs of ``runs_dir`` (raw files and sweeps, never weights) into runs/, and the
     unfinished ones nobody is training (stopped or failed: config.yaml, metrics.csv and the last line
@@ -126,7 +155,8 @@ def gather(runs_dir: str | None) -> Path:
         collect_raw(finished, raw)
         for d in finished:
             for sweep in Path(runs_dir).glob(f"{d.name}.steps*.json"):
-                shutil.copyfile(sweep, raw / sweep.name)
+                if _complete_json(sweep):   # a sweep still running has written nothing yet
+                    shutil.copyfile(sweep, raw / sweep.name)
         for d in dirs:
             if d not in finished and (d / "metrics.csv").is_file() and _idle(d):
                 collect_raw([d], HERE / "stopped")
@@ -188,7 +218,7 @@ def main(runs_dir: str | None) -> None:
         print("\nTargets missed, and what the curves say:\n")
         for name, rs in missed:
             print(f"- {name}: {diagnosis(rs)}.")
-    for line in fc_gaps(groups(runs)):
+    for line in conv_ablation(groups(runs)) + fc_gaps(groups(runs)):
         print(line)
     for line in stopped_section():
         print(line)
