@@ -154,6 +154,7 @@ def gather(runs_dir: str | None) -> Path:
         finished = [d for d in dirs if (d / "summary.json").is_file()]
         collect_raw(finished, raw)
         for d in finished:
+            shutil.rmtree(HERE / "stopped" / d.name, ignore_errors=True)   # stopped once, since finished
             for sweep in Path(runs_dir).glob(f"{d.name}.steps*.json"):
                 if _complete_json(sweep):   # a sweep still running has written nothing yet
                     shutil.copyfile(sweep, raw / sweep.name)
@@ -201,7 +202,8 @@ def main(runs_dir: str | None) -> None:
           "| target | verdict | published | source |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     missed = []
-    for name, rs in groups(runs).items():
+    by_group = groups(runs)
+    for name, rs in by_group.items():
         errs = [100 * r["rows"][-1]["test_error"] for r in rs]
         std = f" ± {statistics.stdev(errs):.2f}" if len(errs) > 1 else " (one seed)"
         pub, src = _by_prefix(PUBLISHED, name) or ("–", "")
@@ -218,7 +220,7 @@ def main(runs_dir: str | None) -> None:
         print("\nTargets missed, and what the curves say:\n")
         for name, rs in missed:
             print(f"- {name}: {diagnosis(rs)}.")
-    for line in conv_ablation(groups(runs)) + fc_gaps(groups(runs)):
+    for line in conv_ablation(by_group) + fc_gaps(by_group):
         print(line)
     for line in stopped_section():
         print(line)
